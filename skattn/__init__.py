@@ -1,0 +1,8 @@
+"""skattn: attention mechanisms as scikit-learn estimators."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from skattn._nadaraya_watson import NadarayaWatsonRegressor
+from skattn._version import __version__
+
+__all__ = ["NadarayaWatsonRegressor", "__version__"]

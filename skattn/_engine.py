@@ -1,0 +1,400 @@
+"""The attention engine: chunked, numerically stable kernel attention pooling.
+
+For queries ``q``, keys ``k_j`` with sample weights ``w_j`` and values ``v_j``::
+
+    weights[q, j] = softmax_j( log K(||(q - k_j) / h||) + log w_j )
+    output[q]     = sum_j weights[q, j] * v_j
+
+How it is computed (per chunk of query rows, never more of the query-by-key matrix):
+
+* Queries and keys are centred on the keys' weighted mean and scaled by ``1 / h``.
+* One GEMM of augmented matrices gives ``S = -||q - k||^2 / 2 (+ log w)`` directly:
+  ``[q, -||q||^2/2, 1] @ [k, 1, -||k||^2/2 + log w].T``, so no norm-broadcast pass.
+* Every kernel here has ``K <= K(0) = 1`` and ``log w <= 0`` after dividing the weights
+  by their maximum, so each logit is bounded above by 0: that *provable* upper bound of
+  the row maximum is the softmax shift, and ``exp`` can never overflow.
+* Pooling is one GEMM with an extra column of ones, ``E @ [v, 1]``, which yields the
+  numerators and the normaliser together.
+* Rows whose normaliser underflows (a tiny bandwidth, a far query) or is zero (a compact
+  kernel with no key in its support) are recomputed exactly: the row maximum is
+  subtracted before ``exp``; a row with no key in support attends to its nearest key(s)
+  (ties share by weight), which is also the ``h -> 0`` limit of the Gaussian kernel.
+  The result is never NaN.
+* Leave-one-out mode (queries are the keys) gives each row's own key the log-weight
+  ``log(max(w_i - 1, 0))``: a row of weight ``w`` keeps ``w - 1`` copies of itself.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+from sklearn import get_config
+from sklearn.utils import gen_even_slices
+from sklearn.utils.parallel import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from skattn._kernels import get_kernel
+
+__all__ = ["attention_pool", "softmax", "chunk_rows", "exact_weights", "finish_chunk"]
+
+# Query rows per chunk are chosen so that one chunk of the query-by-key matrix stays
+# near the processor's cache (memory passes, not arithmetic, dominate at small d), and
+# never above sklearn's ``working_memory``.
+_CACHE_CHUNK_BYTES = 2 * 2**20
+_MIN_CHUNK_ROWS = 8
+
+
+def softmax(logits, axis=-1, out=None):
+    """Numerically stable softmax along ``axis``.
+
+    The row maximum is subtracted before ``exp``. A slice whose logits are all
+    ``-inf`` (every key masked) gives all-zero weights, never NaN.
+
+    Parameters
+    ----------
+    logits : ndarray
+        Floating point scores; ``-inf`` marks an excluded entry.
+    axis : int, default=-1
+        Axis along which the weights sum to 1.
+    out : ndarray, default=None
+        Where to write the result; may be ``logits`` itself.
+
+    Returns
+    -------
+    weights : ndarray
+        Non-negative weights summing to 1 along ``axis`` (or all zero).
+    """
+    logits = np.asarray(logits)
+    row_max = np.max(logits, axis=axis, keepdims=True)
+    row_max[~np.isfinite(row_max)] = 0.0
+    out = np.subtract(logits, row_max, out=out)
+    np.exp(out, out=out)
+    total = np.sum(out, axis=axis, keepdims=True)
+    total[total == 0] = 1.0
+    return np.divide(out, total, out=out)
+
+
+def chunk_rows(n_keys, itemsize, n_temporaries=2, cache_bytes=None):
+    """Number of query rows per chunk for ``n_keys`` keys.
+
+    Bounded by sklearn's ``working_memory`` (in MiB) for ``n_temporaries`` arrays of
+    shape (rows, n_keys), and sized to keep one chunk near the cache when possible.
+    """
+    if cache_bytes is None:
+        cache_bytes = _CACHE_CHUNK_BYTES
+    row_bytes = max(1, n_keys) * itemsize
+    working = get_config()["working_memory"] * 2**20
+    rows_memory = max(1, int(working // (row_bytes * n_temporaries)))
+    rows_cache = max(_MIN_CHUNK_ROWS, int(cache_bytes // row_bytes))
+    return min(rows_memory, rows_cache)
+
+
+def weighted_mean(X, w):
+    """Weighted column means of ``X``, free of overflow for any finite ``X``."""
+    X = np.asarray(X, dtype=float)
+    magnitude = np.max(np.abs(X), axis=0, initial=0.0)
+    magnitude[magnitude == 0] = 1.0
+    return np.average(X / magnitude, axis=0, weights=w) * magnitude
+
+
+class _Keys:
+    """Keys, weights and values prepared for the engine (one dtype throughout)."""
+
+    def __init__(self, keys, values, scale, key_weights, kernel, dtype):
+        keys = np.asarray(keys)
+        n, d = keys.shape
+        self.kernel = kernel
+        self.dtype = dtype
+        w = np.ones(n) if key_weights is None else np.asarray(key_weights, float)
+        if np.any(w <= 0):
+            raise ValueError("The engine's key weights must be positive.")
+        w_max = w.max()
+        # Weights relative to the largest, so that every log-weight is <= 0.
+        self.log_w = np.log(w / w_max).astype(dtype)
+        with np.errstate(divide="ignore"):
+            self.self_log_w = np.log(np.maximum(w - 1.0, 0.0) / w_max).astype(dtype)
+        self.scale = np.asarray(scale, dtype=float)
+        self.center = weighted_mean(keys, w)
+        self.z = z = self.transform_queries(keys)
+        self.sq_norms = np.einsum("ij,ij->i", z, z)
+        aug = np.empty((d + 2, n), dtype=dtype)
+        aug[:d] = z.T
+        aug[d] = 1.0
+        aug[d + 1] = -0.5 * self.sq_norms
+        if kernel.name == "gaussian":
+            # log K + log w = -sq / 2 + log w comes straight out of the GEMM.
+            aug[d + 1] += self.log_w
+        self.aug_t = aug
+        values = np.asarray(values, dtype=dtype)
+        self.n_outputs = values.shape[1]
+        # Values whose sums over the keys could overflow are pooled divided by a
+        # power of two near their largest magnitude (exact in floating point), and
+        # the pooled result is multiplied back.
+        magnitude = np.max(np.abs(values), axis=0, initial=0.0)
+        self.values_scale = np.ones(self.n_outputs)
+        huge = magnitude > np.finfo(dtype).max / (4.0 * (n + 1))
+        self.values_scale[huge] = np.ldexp(1.0, np.frexp(magnitude[huge])[1])
+        values_aug = np.empty((n, self.n_outputs + 1), dtype=dtype)
+        values_aug[:, :-1] = values / self.values_scale
+        values_aug[:, -1] = 1.0
+        self.values_aug = values_aug
+        self.values_min = values.min(axis=0)
+        self.values_max = values.max(axis=0)
+        self.tiny = np.sqrt(np.finfo(dtype).tiny)
+
+    @property
+    def n_keys(self):
+        return self.z.shape[0]
+
+    def transform_queries(self, queries):
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = ((np.asarray(queries) - self.center) * self.scale).astype(
+                self.dtype, copy=False
+            )
+        if not np.isfinite(z).all():
+            raise ValueError(
+                "The data divided by the bandwidth overflows "
+                f"{self.dtype.name}: rescale X or use a larger bandwidth."
+            )
+        return z
+
+
+def _augment_queries(qz):
+    m, d = qz.shape
+    q_aug = np.empty((m, d + 2), dtype=qz.dtype)
+    q_aug[:, :d] = qz
+    q_aug[:, d] = -0.5 * np.einsum("ij,ij->i", qz, qz)
+    q_aug[:, d + 1] = 1.0
+    return q_aug
+
+
+def _squared_distances(keys, qz, out):
+    """Write scaled squared distances between ``qz`` and the keys into ``out``."""
+    np.matmul(_augment_queries(qz), keys.aug_t, out=out)
+    if keys.kernel.name == "gaussian":
+        out -= keys.log_w  # the gaussian key matrix carries the log-weights
+    np.minimum(out, 0.0, out=out)  # cancellation can make -sq / 2 slightly positive
+    out *= -2.0
+    if keys.kernel.uses_distance:
+        # Kernels with a kink at 0 amplify cancellation near 0 through sqrt:
+        # recompute small squared distances exactly from the differences.
+        q_sq = np.einsum("ij,ij->i", qz, qz)
+        eps = np.finfo(keys.dtype).eps
+        limit = 64 * eps * (q_sq.max(initial=0.0) + keys.sq_norms.max(initial=0.0))
+        rows, cols = np.nonzero(out < limit)
+        if rows.size:
+            diff = qz[rows] - keys.z[cols]
+            out[rows, cols] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _exact_squared_distances(keys, q_rows, out):
+    """Squared distances of a few rows, free of NaN for any finite scaled data.
+
+    The distance GEMM is used when it is finite; otherwise each non-finite row's
+    differences are taken directly and scaled by their largest magnitude before
+    squaring (no ``inf - inf``). A squared distance beyond the dtype's range becomes
+    ``inf``: its key gets weight 0, and a row whose every key is that far shares its
+    attention among them by weight.
+    """
+    _squared_distances(keys, q_rows, out)
+    if np.isfinite(out).all():
+        return out
+    for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
+        diff = keys.z - q_rows[r]
+        big = np.max(np.abs(diff), axis=1)
+        big[big == 0] = 1.0
+        ratio = diff / big[:, None]
+        with np.errstate(over="ignore"):
+            out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
+    return out
+
+
+def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
+    """Attention weights of a few rows, with the row maximum subtracted before exp.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel.
+    sq : ndarray of shape (n_rows, n_keys)
+        Scaled squared distances of the rows to every key.
+    log_w : ndarray of shape (n_keys,)
+        Log-weights of the keys.
+    own : ndarray of shape (n_rows,), default=None
+        In leave-one-out mode, the index of each row's own key.
+    self_log_w : ndarray of shape (n_keys,), default=None
+        In leave-one-out mode, the log-weight a key has as its own row's key.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_rows, n_keys)
+        Rows sum to 1. A row with no key in the kernel's support attends to its
+        nearest key(s) of positive weight, ties sharing by weight.
+    """
+    n_rows = sq.shape[0]
+    log_w = np.broadcast_to(log_w, sq.shape).copy()
+    sq = sq.copy()
+    if own is not None:
+        log_w[np.arange(n_rows), own] = self_log_w[own]
+        sq[np.arange(n_rows), own] = 0.0
+    logits = kernel.log_kernel(sq, np.empty_like(sq))
+    logits += log_w
+    weights = softmax(logits, axis=1)
+    for r in np.flatnonzero(~np.isfinite(logits.max(axis=1))):
+        eligible = np.isfinite(log_w[r])
+        if not eligible.any():
+            continue
+        dist = np.where(eligible, sq[r], np.inf)
+        nearest = dist == dist.min()
+        w = np.where(nearest, np.exp(log_w[r] - log_w[r][nearest].max()), 0.0)
+        weights[r] = w / w.sum()
+    return weights
+
+
+def finish_chunk(keys, e, s, loo, sq_rows):
+    """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
+
+    Sets the leave-one-out self weights, pools by one GEMM with a column of ones,
+    and recomputes exactly the rows whose normaliser underflowed or is zero
+    (``sq_rows(rows)`` gives their scaled squared distances). ``e`` is normalised in
+    place. Returns the pooled values of the chunk.
+    """
+    m = s.stop - s.start
+    if loo:
+        idx = np.arange(m)
+        e[idx, s.start + idx] = np.exp(keys.self_log_w[s])
+    pooled = e @ keys.values_aug
+    norm = pooled[:, -1]
+    bad = np.flatnonzero(~((norm >= keys.tiny) & np.isfinite(norm)))
+    if bad.size:
+        own = s.start + bad if loo else None
+        exact = exact_weights(
+            keys.kernel, sq_rows(bad), keys.log_w, own, keys.self_log_w
+        ).astype(e.dtype, copy=False)
+        e[bad] = exact
+        norm[bad] = 1.0
+        pooled[bad] = exact @ keys.values_aug
+    result = pooled[:, :-1] / norm[:, None]
+    result *= keys.values_scale
+    np.clip(result, keys.values_min, keys.values_max, out=result)
+    e /= norm[:, None]
+    return result
+
+
+def _pool_chunk(keys, qz, s, loo, buffer, out, weights_out):
+    e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
+    kernel = keys.kernel
+    if kernel.name == "gaussian":
+        np.matmul(_augment_queries(qz), keys.aug_t, out=e)
+    else:
+        _squared_distances(keys, qz, e)
+        kernel.log_kernel(e, e)
+        e += keys.log_w
+    np.exp(e, out=e)
+
+    def sq_rows(rows):
+        return _exact_squared_distances(
+            keys, qz[rows], np.empty((len(rows), keys.n_keys), keys.dtype)
+        )
+
+    out[s] = finish_chunk(keys, e, s, loo, sq_rows)
+
+
+def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
+    buffer = None
+    if weights_out is None:
+        buffer = np.empty((min(rows, s.stop - s.start), keys.n_keys), keys.dtype)
+    # Overflow in the distance GEMM (data huge next to the bandwidth) is caught by
+    # the check of the normaliser and recomputed exactly: no warning needed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(s.start, s.stop, rows):
+            c = slice(start, min(start + rows, s.stop))
+            qz = keys.z[c] if loo else keys.transform_queries(queries[c])
+            _pool_chunk(keys, qz, c, loo, buffer, out, weights_out)
+
+
+def _n_workers(n_jobs, n_chunks):
+    from joblib import effective_n_jobs
+
+    return max(1, min(effective_n_jobs(n_jobs), n_chunks))
+
+
+def attention_pool(
+    queries,
+    keys,
+    values,
+    *,
+    kernel="gaussian",
+    scale=None,
+    key_weights=None,
+    loo=False,
+    n_jobs=None,
+    return_weights=False,
+    dtype=None,
+):
+    """Kernel attention pooling of ``values`` for every query.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (n_queries, n_features) or None
+        The queries. Must be None when ``loo=True`` (the keys are the queries).
+    keys : ndarray of shape (n_keys, n_features)
+        The keys.
+    values : ndarray of shape (n_keys, n_outputs)
+        The values pooled for each query.
+    kernel : str or Kernel, default="gaussian"
+        Kernel name (see :mod:`skattn._kernels`).
+    scale : ndarray of shape (n_features,), default=None
+        Inverse bandwidths ``1 / h``; None means ones.
+    key_weights : ndarray of shape (n_keys,), default=None
+        Positive key weights (sample weights acting as repetition); None means ones.
+    loo : bool, default=False
+        Leave-one-out mode: each key is a query and its own weight becomes ``w - 1``.
+    n_jobs : int, default=None
+        Threads over chunks of queries.
+    return_weights : bool, default=False
+        Also return the dense (n_queries, n_keys) weight matrix.
+    dtype : dtype, default=None
+        Working dtype (float32 or float64); None means that of ``keys``.
+
+    Returns
+    -------
+    pooled : ndarray of shape (n_queries, n_outputs)
+    weights : ndarray of shape (n_queries, n_keys)
+        Only if ``return_weights``.
+    """
+    kernel = get_kernel(kernel)
+    keys = np.asarray(keys)
+    dtype = np.dtype(keys.dtype if dtype is None else dtype)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    if scale is None:
+        scale = np.ones(keys.shape[1])
+    prepared = _Keys(keys, values, scale, key_weights, kernel, dtype)
+    if loo:
+        if queries is not None:
+            raise ValueError("queries must be None in leave-one-out mode.")
+        n_queries = prepared.n_keys
+    else:
+        queries = np.asarray(queries)
+        n_queries = queries.shape[0]
+    out = np.empty((n_queries, prepared.n_outputs), dtype=dtype)
+    weights = (
+        np.empty((n_queries, prepared.n_keys), dtype=dtype) if return_weights else None
+    )
+    if n_queries:
+        rows = chunk_rows(prepared.n_keys, dtype.itemsize)
+        n_chunks = -(-n_queries // rows)
+        n_workers = _n_workers(n_jobs, n_chunks)
+        if n_workers == 1:
+            _pool_slice(prepared, queries, slice(0, n_queries), loo, rows, out, weights)
+        else:
+            # One BLAS thread per worker: the workers already use every core.
+            with threadpool_limits(limits=1, user_api="blas"):
+                Parallel(n_jobs=n_workers, prefer="threads")(
+                    delayed(_pool_slice)(prepared, queries, s, loo, rows, out, weights)
+                    for s in gen_even_slices(n_queries, n_workers)
+                )
+    if return_weights:
+        return out, weights
+    return out

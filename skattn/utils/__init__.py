@@ -1,0 +1,3 @@
+"""Utilities for skattn."""
+
+# SPDX-License-Identifier: BSD-3-Clause

@@ -1,0 +1,45 @@
+"""Plain-loop references, written from the published formulas, independent of skattn."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+
+import numpy as np
+
+
+def kernel_value(kernel, u):
+    """K(u) for a scaled distance u >= 0, with K(0) = 1 (KernelDensity's shapes)."""
+    if kernel == "gaussian":
+        return math.exp(-0.5 * u * u)
+    if kernel == "exponential":
+        return math.exp(-u)
+    if u >= 1.0:
+        return 0.0
+    if kernel == "tophat":
+        return 1.0
+    if kernel == "epanechnikov":
+        return 1.0 - u * u
+    if kernel == "linear":
+        return 1.0 - u
+    if kernel == "cosine":
+        return math.cos(math.pi * u / 2.0)
+    raise ValueError(kernel)
+
+
+def nadaraya_watson(X_train, y_train, X_query, kernel, bandwidth, sample_weight=None):
+    """f(q) = sum_i w_i K(|(q - x_i) / h|) y_i / sum_j w_j K(|(q - x_j) / h|), by loops."""
+    n, d = X_train.shape
+    h = np.broadcast_to(np.asarray(bandwidth, dtype=float), (d,))
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    Y = np.asarray(y_train, dtype=float).reshape(n, -1)
+    out = np.zeros((len(X_query), Y.shape[1]))
+    weights = np.zeros((len(X_query), n))
+    for a in range(len(X_query)):
+        for i in range(n):
+            u = math.sqrt(sum(((X_query[a, k] - X_train[i, k]) / h[k]) ** 2 for k in range(d)))
+            weights[a, i] = w[i] * kernel_value(kernel, u)
+        total = weights[a].sum()
+        weights[a] /= total
+        for i in range(n):
+            out[a] += weights[a, i] * Y[i]
+    return out, weights

@@ -1,0 +1,56 @@
+"""Every public parameter and fitted attribute is documented (numpydoc)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import inspect
+
+import numpy as np
+import pytest
+from numpydoc.docscrape import ClassDoc, FunctionDoc
+from sklearn.datasets import make_regression
+
+import skattn
+from skattn.utils.discovery import all_estimators
+from tests._instances import instances
+
+
+@pytest.mark.parametrize("estimator", instances(), ids=repr)
+def test_parameters_and_attributes_documented(estimator):
+    doc = ClassDoc(type(estimator))
+    documented_params = {p.name.split(" : ")[0] for p in doc["Parameters"]}
+    params = set(inspect.signature(type(estimator)).parameters)
+    assert params == documented_params
+
+    X, y = make_regression(n_samples=30, n_features=3, random_state=0)
+    X = X.astype(np.float64)
+    estimator.fit(X, y)
+    documented_attrs = {a.name.split(" : ")[0] for a in doc["Attributes"]}
+    fitted = {
+        name
+        for name in vars(estimator)
+        if name.endswith("_") and not name.startswith("_")
+    }
+    fitted.discard("feature_names_in_")  # documented, set only for named features
+    assert fitted <= documented_attrs
+    assert "feature_names_in_" in documented_attrs
+
+
+@pytest.mark.parametrize("name, cls", all_estimators())
+def test_public_methods_documented(name, cls):
+    for method_name, method in inspect.getmembers(cls, inspect.isfunction):
+        if method_name.startswith("_") or method.__module__ != cls.__module__:
+            continue
+        doc = FunctionDoc(method)
+        params = [
+            p for p in inspect.signature(method).parameters if p not in ("self", "kwargs")
+        ]
+        documented = [p.name.split(" : ")[0] for p in doc["Parameters"]]
+        assert params == documented, f"{name}.{method_name}"
+        assert doc["Returns"], f"{name}.{method_name} documents no return value"
+
+
+def test_public_names_have_examples():
+    for name in skattn.__all__:
+        obj = getattr(skattn, name)
+        if inspect.isclass(obj):
+            assert "Examples" in obj.__doc__ and ">>>" in obj.__doc__, name

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+from sklearn import config_context
+
+import skattn._engine as engine
+from skattn._engine import attention_pool, exact_weights, softmax
+from skattn._kernels import KERNELS, get_kernel
+from tests._reference import nadaraya_watson
+
+KERNEL_NAMES = sorted(KERNELS)
+
+
+def _problem(rng, n=60, m=25, d=3, t=2):
+    X = rng.normal(size=(n, d))
+    V = rng.normal(size=(n, t))
+    Q = rng.normal(size=(m, d))
+    w = rng.integers(1, 4, size=n).astype(float)
+    return X, V, Q, w
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pool_matches_plain_loop(rng, kernel, weighted):
+    X, V, Q, w = _problem(rng)
+    w = w if weighted else None
+    h = np.array([1.5, 2.0, 3.0])
+    expected, expected_weights = nadaraya_watson(X, V, Q, kernel, h, w)
+    got, weights = attention_pool(
+        Q, X, V, kernel=kernel, scale=1 / h, key_weights=w, return_weights=True
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weights, expected_weights, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_leave_one_out_keeps_w_minus_one_copies(rng, kernel):
+    X, V, _, w = _problem(rng)
+    h = np.array([1.5, 2.0, 3.0])
+    got = attention_pool(None, X, V, kernel=kernel, scale=1 / h, key_weights=w, loo=True)
+    for i in range(len(X)):
+        w_i = w.copy()
+        w_i[i] -= 1.0
+        keep = w_i > 0
+        expected, _ = nadaraya_watson(X[keep], V[keep], X[i : i + 1], kernel, h, w_i[keep])
+        np.testing.assert_allclose(got[i], expected[0], rtol=1e-10, atol=1e-12)
+
+
+def test_leave_one_out_equals_repeated_rows(rng):
+    X, V, _, w = _problem(rng, n=30)
+    scale = np.full(3, 0.7)
+    got = attention_pool(None, X, V, scale=scale, key_weights=w, loo=True)
+    reps = w.astype(int)
+    expanded = attention_pool(
+        None, np.repeat(X, reps, axis=0), np.repeat(V, reps, axis=0), scale=scale, loo=True
+    )
+    first = np.concatenate([[0], np.cumsum(reps)[:-1]])
+    np.testing.assert_allclose(got, expanded[first], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_chunking_and_threads_do_not_change_results(rng, kernel, n_jobs, monkeypatch):
+    X, V, Q, w = _problem(rng, n=200, m=150)
+    args = dict(kernel=kernel, scale=np.full(3, 0.8), key_weights=w, return_weights=True)
+    full, full_w = attention_pool(Q, X, V, **args)
+    monkeypatch.setattr(engine, "_MIN_CHUNK_ROWS", 1)
+    with config_context(working_memory=0.001):  # a few rows per chunk
+        assert engine.chunk_rows(200, 8) < 10
+        chunked, chunked_w = attention_pool(Q, X, V, n_jobs=n_jobs, **args)
+    np.testing.assert_allclose(chunked, full, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(chunked_w, full_w, rtol=1e-12, atol=1e-14)
+
+
+def test_chunk_rows_respects_working_memory():
+    with config_context(working_memory=1):
+        rows = engine.chunk_rows(10_000, 8, n_temporaries=2, cache_bytes=2**40)
+        assert engine.chunk_rows(10**7, 8) == 1  # one row is always allowed
+    assert 1 < rows and rows * 10_000 * 8 * 2 <= 2**20
+    assert engine.chunk_rows(100, 8) >= engine._MIN_CHUNK_ROWS
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_far_queries_and_tiny_bandwidth_give_nearest_key(rng, kernel):
+    X, V, Q, w = _problem(rng)
+    nearest = np.argmin(((Q[:, None, :] - X[None]) ** 2).sum(-1), axis=1)
+    got = attention_pool(Q, X, V, kernel=kernel, scale=np.full(3, 1e9), key_weights=w)
+    np.testing.assert_array_equal(got, V[nearest])
+    far = X[:5] + 1e6 * np.array([1.0, -1.0, 0.5])
+    got = attention_pool(far, X, V, kernel=kernel, scale=np.ones(3), key_weights=w)
+    assert np.isfinite(got).all()
+    if kernel != "exponential":  # exp(-u) keeps O(1) weight ratios however far
+        nearest = np.argmin(((far[:, None, :] - X[None]) ** 2).sum(-1), axis=1)
+        np.testing.assert_array_equal(got, V[nearest])
+
+
+def test_equidistant_nearest_keys_share_by_weight():
+    X = np.array([[-1.0], [1.0], [5.0]])
+    V = np.array([[0.0], [3.0], [100.0]])
+    got, weights = attention_pool(
+        np.array([[0.0]]), X, V, kernel="tophat", scale=[10.0],
+        key_weights=[1.0, 2.0, 1.0], return_weights=True,
+    )
+    np.testing.assert_allclose(weights, [[1 / 3, 2 / 3, 0.0]])
+    np.testing.assert_allclose(got, [[2.0]])
+
+
+def test_leave_one_out_without_other_key_in_support(rng):
+    X = np.array([[0.0], [0.1], [10.0]])
+    V = np.array([[1.0], [2.0], [3.0]])
+    got = attention_pool(None, X, V, kernel="epanechnikov", scale=[1.0], loo=True)
+    np.testing.assert_allclose(got, [[2.0], [1.0], [2.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_preserved(rng, dtype):
+    X, V, Q, _ = _problem(rng)
+    got = attention_pool(Q.astype(dtype), X.astype(dtype), V.astype(dtype), scale=np.ones(3))
+    assert got.dtype == dtype
+    expected = attention_pool(Q, X, V, scale=np.ones(3))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_offset_data_is_centred(rng):
+    X, V, Q, _ = _problem(rng)
+    expected = attention_pool(Q, X, V, kernel="exponential", scale=np.ones(3))
+    got = attention_pool(Q + 1e7, X + 1e7, V, kernel="exponential", scale=np.ones(3))
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-8)
+
+
+def test_softmax():
+    logits = np.array([[1e300, 0.0, -1e300], [-np.inf, -np.inf, -np.inf], [1.0, 2.0, 3.0]])
+    got = softmax(logits, axis=1)
+    np.testing.assert_allclose(got[0], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(got[1], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(got[2], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+    assert not np.isnan(got).any()
+
+
+def test_exact_weights_ignores_keys_without_weight():
+    sq = np.array([[0.0, 4.0, 9.0]])
+    weights = exact_weights(get_kernel("tophat"), sq * 100, np.array([-np.inf, 0.0, 0.0]))
+    np.testing.assert_array_equal(weights, [[0.0, 1.0, 0.0]])
+
+
+def test_queries_must_be_none_in_leave_one_out():
+    with pytest.raises(ValueError, match="queries must be None"):
+        attention_pool(np.ones((2, 1)), np.ones((2, 1)), np.ones((2, 1)), loo=True)

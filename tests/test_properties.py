@@ -1,0 +1,79 @@
+"""Invariants of attention pooling, checked on generated data (hypothesis)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from skattn import NadarayaWatsonRegressor
+from skattn._kernels import KERNELS
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@st.composite
+def problems(draw, max_rows=25, max_features=3):
+    n = draw(st.integers(2, max_rows))
+    d = draw(st.integers(1, max_features))
+    m = draw(st.integers(1, 8))
+    unit = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
+    x_scale = 10.0 ** draw(st.integers(-150, 150))
+    y_scale = 10.0 ** draw(st.integers(-150, 150))
+    X = draw(arrays(np.float64, (n, d), elements=unit)) * x_scale
+    y = draw(arrays(np.float64, (n,), elements=unit)) * y_scale
+    Q = draw(arrays(np.float64, (m, d), elements=st.floats(-3.0, 3.0))) * x_scale
+    w = draw(arrays(np.float64, (n,), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0])))
+    if not np.any(w > 0):
+        w[0] = 1.0
+    kernel = draw(st.sampled_from(sorted(KERNELS)))
+    relative = draw(st.sampled_from([None, 1e-8, 0.05, 1.0, 1e6]))
+    bandwidth = draw(st.sampled_from(["scott", "silverman"])) if relative is None else relative * x_scale
+    return X, y, Q, w, kernel, bandwidth
+
+
+@SETTINGS
+@given(problems())
+def test_weights_non_negative_and_sum_to_one(problem):
+    X, y, Q, w, kernel, bandwidth = problem
+    model = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w)
+    weights = model.attention_weights(Q)
+    assert weights.shape == (len(Q), len(X))
+    assert np.all(weights >= 0)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(weights[:, w == 0] == 0)
+
+
+@SETTINGS
+@given(problems())
+def test_predictions_finite_and_within_target_range(problem):
+    X, y, Q, w, kernel, bandwidth = problem
+    pred = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w).predict(Q)
+    assert np.isfinite(pred).all()
+    kept = y[w > 0]
+    assert np.all(pred >= kept.min()) and np.all(pred <= kept.max())
+
+
+@SETTINGS
+@given(problems(), st.randoms(use_true_random=False))
+def test_permuting_training_rows_changes_nothing(problem, random):
+    X, y, Q, w, kernel, bandwidth = problem
+    perm = np.array(random.sample(range(len(X)), len(X)))
+    model = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth)
+    a = model.fit(X, y, w).predict(Q)
+    b = model.fit(X[perm], y[perm], w[perm]).predict(Q)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+
+
+@SETTINGS
+@given(problems(max_rows=15))
+def test_cv_bandwidth_finite_and_predictions_finite(problem):
+    X, y, Q, w, kernel, _ = problem
+    if w.sum() <= 1:
+        w = w + 1.0
+    model = NadarayaWatsonRegressor(kernel=kernel, bandwidth="cv").fit(X, y, w)
+    assert np.all(np.isfinite(model.bandwidth_)) and np.all(model.bandwidth_ > 0)
+    assert np.isfinite(model.predict(Q)).all()
