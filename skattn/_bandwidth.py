@@ -23,6 +23,8 @@ __all__ = ["weighted_spread", "rule_of_thumb", "cv_bandwidth"]
 CV_SCALE_RANGE = (1e-2, 1e2)
 CV_GRID_SIZE = 13
 CV_LOG_TOL = 1e-2
+# The smallest bandwidth a data-driven rule returns: its reciprocal stays finite.
+MIN_BANDWIDTH = 2.0**10 / np.finfo(np.float64).max
 
 
 def _weighted_quantile(x, w, q):
@@ -38,8 +40,8 @@ def weighted_spread(X, sample_weight, robust=False):
 
     The standard deviation (ddof=1 on the repeated data); with ``robust``,
     ``min(std, IQR / 1.349)`` where the interquartile range is positive. A feature
-    with zero spread gets a spread of 1: it cannot tell rows apart, and a unit scale
-    keeps its bandwidth finite and positive.
+    with zero (or subnormal) spread gets a spread of 1: it cannot tell rows apart,
+    and a unit scale keeps its bandwidth finite and positive.
     """
     X = np.asarray(X, dtype=float)
     w = np.asarray(sample_weight, dtype=float)
@@ -59,7 +61,9 @@ def weighted_spread(X, sample_weight, robust=False):
             iqr = _weighted_quantile(X[:, j], w, 0.75) - _weighted_quantile(X[:, j], w, 0.25)
             if iqr > 0:
                 spread[j] = min(spread[j], iqr / 1.349)
-    spread[~(spread > 0)] = 1.0
+    # Zero (or subnormal, whose reciprocal overflows) spread: the feature cannot
+    # tell rows apart.
+    spread[~(spread >= np.finfo(np.float64).tiny)] = 1.0
     return spread
 
 
@@ -69,15 +73,18 @@ def rule_of_thumb(X, sample_weight, rule="scott"):
     ``scott``: ``h_j = s_j * n ** (-1 / (d + 4))`` with ``s_j`` the standard deviation.
     ``silverman``: ``h_j = s_j * (n * (d + 2) / 4) ** (-1 / (d + 4))`` with ``s_j`` the
     robust spread ``min(std, IQR / 1.349)``. ``n`` is the sum of the sample weights.
+    No bandwidth is below ``MIN_BANDWIDTH`` (about 5.7e-306), whose reciprocal is
+    finite.
     """
     n_features = X.shape[1]
     n = float(np.sum(sample_weight))
     if rule == "scott":
         factor = n ** (-1.0 / (n_features + 4))
-        return weighted_spread(X, sample_weight) * factor
+        return np.maximum(weighted_spread(X, sample_weight) * factor, MIN_BANDWIDTH)
     if rule == "silverman":
         factor = (n * (n_features + 2) / 4.0) ** (-1.0 / (n_features + 4))
-        return weighted_spread(X, sample_weight, robust=True) * factor
+        spread = weighted_spread(X, sample_weight, robust=True)
+        return np.maximum(spread * factor, MIN_BANDWIDTH)
     raise ValueError(f"Unknown rule of thumb {rule!r}; expected 'scott' or 'silverman'.")
 
 
@@ -135,7 +142,8 @@ class _LeaveOneOutError:
                 else:
                     np.multiply(sq, inv, out=e)
                     self.kernel.log_kernel(e, e)
-                e += keys.log_w
+                if not keys.uniform:
+                    e += keys.log_w
                 np.exp(e, out=e)
                 pooled = finish_chunk(keys, e, c, True, lambda rows: sq[rows] * inv)
                 residual = (pooled - self.Y[c]) / self.y_scale
@@ -194,4 +202,4 @@ def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None):
         if np.isfinite(res.fun) and res.fun <= errors[best]:
             log_scale = float(res.x)
     scale = float(np.exp(np.clip(log_scale, log_lo, log_hi)))
-    return base * scale, scale
+    return np.maximum(base * scale, MIN_BANDWIDTH), scale

@@ -110,9 +110,16 @@ class _Keys:
         w_max = w.max()
         # Weights relative to the largest, so that every log-weight is <= 0.
         self.log_w = np.log(w / w_max).astype(dtype)
+        self.uniform = bool(np.all(w == w_max))  # every log-weight is 0
         with np.errstate(divide="ignore"):
             self.self_log_w = np.log(np.maximum(w - 1.0, 0.0) / w_max).astype(dtype)
-        self.scale = np.asarray(scale, dtype=float)
+        with np.errstate(divide="ignore", over="ignore"):
+            self.scale = np.asarray(scale, dtype=float)
+        if not (np.isfinite(self.scale).all() and np.all(self.scale > 0)):
+            raise ValueError(
+                "Every inverse bandwidth must be positive and finite; a bandwidth "
+                "below about 5.6e-309 has no finite reciprocal."
+            )
         self.center = weighted_mean(keys, w)
         self.z = z = self.transform_queries(keys)
         self.sq_norms = np.einsum("ij,ij->i", z, z)
@@ -146,16 +153,17 @@ class _Keys:
         return self.z.shape[0]
 
     def transform_queries(self, queries):
-        with np.errstate(over="ignore", invalid="ignore"):
-            z = ((np.asarray(queries) - self.center) * self.scale).astype(
-                self.dtype, copy=False
-            )
-        if not np.isfinite(z).all():
-            raise ValueError(
-                "The data divided by the bandwidth overflows "
-                f"{self.dtype.name}: rescale X or use a larger bandwidth."
-            )
-        return z
+        """Centre and scale rows by ``1 / h``.
+
+        Coordinates beyond a quarter of the dtype's range (a row astronomically many
+        bandwidths away) are clipped there: differences stay finite, every kernel
+        weight of such a row underflows, and it attends to its nearest key(s) as far
+        as rounding can tell them apart.
+        """
+        limit = np.finfo(self.dtype).max / 4
+        with np.errstate(over="ignore"):
+            z = (np.asarray(queries) - self.center) * self.scale
+        return np.clip(z, -limit, limit).astype(self.dtype, copy=False)
 
 
 def _augment_queries(qz):
@@ -232,32 +240,36 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
         nearest key(s) of positive weight, ties sharing by weight.
     """
     n_rows = sq.shape[0]
-    log_w = np.broadcast_to(log_w, sq.shape).copy()
-    sq = sq.copy()
-    if own is not None:
-        log_w[np.arange(n_rows), own] = self_log_w[own]
-        sq[np.arange(n_rows), own] = 0.0
     logits = kernel.log_kernel(sq, np.empty_like(sq))
     logits += log_w
-    weights = softmax(logits, axis=1)
-    for r in np.flatnonzero(~np.isfinite(logits.max(axis=1))):
-        eligible = np.isfinite(log_w[r])
+    if own is not None:
+        logits[np.arange(n_rows), own] = self_log_w[own]  # log K(0) = 0
+    weights = softmax(logits, axis=1, out=logits)
+    for r in np.flatnonzero(~np.isfinite(weights.sum(axis=1)) | (weights.sum(axis=1) == 0)):
+        # No key in the kernel's support: attend to the nearest eligible key(s).
+        row_log_w = log_w.copy()
+        dist = sq[r].copy()
+        if own is not None:
+            row_log_w[own[r]] = self_log_w[own[r]]
+            dist[own[r]] = 0.0
+        eligible = np.isfinite(row_log_w)
         if not eligible.any():
             continue
-        dist = np.where(eligible, sq[r], np.inf)
+        dist[~eligible] = np.inf
         nearest = dist == dist.min()
-        w = np.where(nearest, np.exp(log_w[r] - log_w[r][nearest].max()), 0.0)
+        w = np.where(nearest, np.exp(row_log_w - row_log_w[nearest].max()), 0.0)
         weights[r] = w / w.sum()
     return weights
 
 
-def finish_chunk(keys, e, s, loo, sq_rows):
+def finish_chunk(keys, e, s, loo, sq_rows, normalize=False):
     """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
 
     Sets the leave-one-out self weights, pools by one GEMM with a column of ones,
     and recomputes exactly the rows whose normaliser underflowed or is zero
-    (``sq_rows(rows)`` gives their scaled squared distances). ``e`` is normalised in
-    place. Returns the pooled values of the chunk.
+    (``sq_rows(rows)`` gives their scaled squared distances). With ``normalize``,
+    ``e`` is normalised in place into attention weights. Returns the pooled values
+    of the chunk.
     """
     m = s.stop - s.start
     if loo:
@@ -277,7 +289,8 @@ def finish_chunk(keys, e, s, loo, sq_rows):
     result = pooled[:, :-1] / norm[:, None]
     result *= keys.values_scale
     np.clip(result, keys.values_min, keys.values_max, out=result)
-    e /= norm[:, None]
+    if normalize:
+        e /= norm[:, None]
     return result
 
 
@@ -289,7 +302,8 @@ def _pool_chunk(keys, qz, s, loo, buffer, out, weights_out):
     else:
         _squared_distances(keys, qz, e)
         kernel.log_kernel(e, e)
-        e += keys.log_w
+        if not keys.uniform:
+            e += keys.log_w
     np.exp(e, out=e)
 
     def sq_rows(rows):
@@ -297,7 +311,7 @@ def _pool_chunk(keys, qz, s, loo, buffer, out, weights_out):
             keys, qz[rows], np.empty((len(rows), keys.n_keys), keys.dtype)
         )
 
-    out[s] = finish_chunk(keys, e, s, loo, sq_rows)
+    out[s] = finish_chunk(keys, e, s, loo, sq_rows, normalize=weights_out is not None)
 
 
 def _pool_slice(keys, queries, s, loo, rows, out, weights_out):

@@ -38,9 +38,12 @@ def check_bandwidth(bandwidth, n_features):
             f"bandwidth has shape {h.shape} but X has {n_features} features; "
             f"expected one bandwidth per feature, shape ({n_features},)."
         )
-    if not np.all(np.isfinite(h)) or np.any(h <= 0):
+    with np.errstate(divide="ignore", over="ignore"):
+        reciprocal_finite = np.isfinite(1.0 / h)
+    if not np.all(np.isfinite(h)) or np.any(h <= 0) or not reciprocal_finite.all():
         raise ValueError(
-            f"bandwidth must be positive and finite for every feature; got {h.tolist()}."
+            "bandwidth must be positive and finite for every feature, with a finite "
+            f"reciprocal; got {h.tolist()}."
         )
     return h
 

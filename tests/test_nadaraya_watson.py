@@ -205,7 +205,7 @@ def test_non_positive_or_non_finite_scalar_bandwidth(rng, bandwidth):
         NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X, y)
 
 
-@pytest.mark.parametrize("bandwidth", [[1.0, 0.0, 1.0], [1.0, -2.0, 1.0], [1.0, np.inf, 1.0], [1, np.nan, 1]])
+@pytest.mark.parametrize("bandwidth", [[1.0, 0.0, 1.0], [1.0, -2.0, 1.0], [1.0, np.inf, 1.0], [1, np.nan, 1], [1.0, 1e-310, 1.0]])
 def test_non_positive_array_bandwidth(rng, bandwidth):
     X, y, _ = _data(rng)
     with pytest.raises(ValueError, match="bandwidth must be positive and finite for every feature"):
