@@ -113,8 +113,7 @@ class _Keys:
         self.uniform = bool(np.all(w == w_max))  # every log-weight is 0
         with np.errstate(divide="ignore"):
             self.self_log_w = np.log(np.maximum(w - 1.0, 0.0) / w_max).astype(dtype)
-        with np.errstate(divide="ignore", over="ignore"):
-            self.scale = np.asarray(scale, dtype=float)
+        self.scale = np.asarray(scale, dtype=float)
         if not (np.isfinite(self.scale).all() and np.all(self.scale > 0)):
             raise ValueError(
                 "Every inverse bandwidth must be positive and finite; a bandwidth "

@@ -93,10 +93,10 @@ class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
         Number of training rows; the columns of :meth:`attention_weights`.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X` has feature
+        Names of features seen during ``fit``. Defined only when `X` has feature
         names that are all strings.
 
     See Also
@@ -266,7 +266,7 @@ class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        weights : ndarray of shape (n_queries, n_samples_fit_)
+        weights : ndarray of shape (n_queries, n_samples_fit)
             Non-negative weights; each row sums to 1. Column ``j`` is training row
             ``j`` (zero for rows fitted with zero sample weight). Dense: mind the
             memory for many queries and training rows.
