@@ -2,8 +2,8 @@
 would otherwise pick. Prints one table from one run.
 
     pip install ".[bench]"
-    python benchmarks/bench_nadaraya_watson.py            # everything (~3 minutes)
-    python benchmarks/bench_nadaraya_watson.py --quick    # smaller sizes, no statsmodels
+    python benchmarks/bench_nadaraya_watson.py          # everything (~3 minutes)
+    python benchmarks/bench_nadaraya_watson.py --quick  # smaller, no statsmodels
 
 1. predict, m = n = 20,000 queries/keys, d = 8: skattn (float64 with n_jobs=1 and
    n_jobs=-1, float32) next to the floor, the same computation without numerical
@@ -75,39 +75,89 @@ def bench_predict(n, d, repeat):
     Q = rng.normal(size=(n, d))
     section = f"predict m=n={n:,} d={d}"
     with threadpool_limits(limits=1):
-        floors = {rows: best_time(lambda r=rows: floor(Q, X, y[:, None], r), repeat) for rows in (16, 64, 256)}
+        floors = {
+            rows: best_time(lambda r=rows: floor(Q, X, y[:, None], r), repeat)
+            for rows in (16, 64, 256)
+        }
         rows = min(floors, key=floors.get)
         t_floor = floors[rows]
-        report(section, f"floor, 1 thread, best chunk ({rows} rows)", t_floor, "1.00x floor")
+        report(
+            section,
+            f"floor, 1 thread, best chunk ({rows} rows)",
+            t_floor,
+            "1.00x floor",
+        )
         model = NadarayaWatsonRegressor(bandwidth=1.0, n_jobs=1).fit(X, y)
         t1 = best_time(lambda: model.predict(Q), repeat)
-        report(section, "skattn float64 n_jobs=1", t1, f"{t1 / t_floor:.2f}x floor", target="<= 1.3x floor")
-        m32 = NadarayaWatsonRegressor(bandwidth=1.0, n_jobs=1).fit(X.astype(np.float32), y)
+        report(
+            section,
+            "skattn float64 n_jobs=1",
+            t1,
+            f"{t1 / t_floor:.2f}x floor",
+            target="<= 1.3x floor",
+        )
+        m32 = NadarayaWatsonRegressor(bandwidth=1.0, n_jobs=1).fit(
+            X.astype(np.float32), y
+        )
         Q32 = Q.astype(np.float32)
         t32 = best_time(lambda: m32.predict(Q32), repeat)
-        report(section, "skattn float32 n_jobs=1", t32, f"{t32 / t_floor:.2f}x floor; {t32 / t1:.2f}x float64", target="< float64")
+        report(
+            section,
+            "skattn float32 n_jobs=1",
+            t32,
+            f"{t32 / t_floor:.2f}x floor; {t32 / t1:.2f}x float64",
+            target="< float64",
+        )
         knn = KNeighborsRegressor(algorithm="brute", n_jobs=1).fit(X, y)
         t_knn = best_time(lambda: knn.predict(Q), repeat)
-        report(section, "KNeighborsRegressor(brute) n_jobs=1", t_knn, f"{t_knn / t_floor:.2f}x floor")
+        report(
+            section,
+            "KNeighborsRegressor(brute) n_jobs=1",
+            t_knn,
+            f"{t_knn / t_floor:.2f}x floor",
+        )
     model_all = NadarayaWatsonRegressor(bandwidth=1.0, n_jobs=-1).fit(X, y)
     t_all = best_time(lambda: model_all.predict(Q), repeat)
-    report(section, "skattn float64 n_jobs=-1", t_all, f"{t_all / t_floor:.2f}x floor", target="< 1.0x floor")
+    report(
+        section,
+        "skattn float64 n_jobs=-1",
+        t_all,
+        f"{t_all / t_floor:.2f}x floor",
+        target="< 1.0x floor",
+    )
     knn_all = KNeighborsRegressor(algorithm="brute", n_jobs=-1).fit(X, y)
     t_knn_all = best_time(lambda: knn_all.predict(Q), repeat)
-    report(section, "KNeighborsRegressor(brute) n_jobs=-1", t_knn_all, f"{t_knn_all / t_floor:.2f}x floor")
-    np.testing.assert_allclose(model.predict(Q[:500]), floor(Q[:500], X, y[:, None], 64)[:, 0] / floor(Q[:500], X, np.ones((n, 1)), 64)[:, 0], rtol=1e-8)
+    report(
+        section,
+        "KNeighborsRegressor(brute) n_jobs=-1",
+        t_knn_all,
+        f"{t_knn_all / t_floor:.2f}x floor",
+    )
+    np.testing.assert_allclose(
+        model.predict(Q[:500]),
+        floor(Q[:500], X, y[:, None], 64)[:, 0]
+        / floor(Q[:500], X, np.ones((n, 1)), 64)[:, 0],
+        rtol=1e-8,
+    )
 
 
 def bench_cv(sizes, with_statsmodels):
-    X_test, y_test = make_friedman1(n_samples=2000, n_features=5, noise=1.0, random_state=1)
+    X_test, y_test = make_friedman1(
+        n_samples=2000, n_features=5, noise=1.0, random_state=1
+    )
     for n in sizes:
         X, y = make_friedman1(n_samples=n, n_features=5, noise=1.0, random_state=0)
         section = f"cv fit n={n}"
         model = NadarayaWatsonRegressor(bandwidth="cv")
-        t_sk = best_time(lambda: model.fit(X, y), repeat=3)
+        t_sk = best_time(lambda m=model, X=X, y=y: m.fit(X, y), repeat=3)
         r2_sk = r2_score(y_test, model.predict(X_test))
         if not with_statsmodels:
-            report(section, "skattn NadarayaWatsonRegressor(bandwidth='cv')", t_sk, value=f"R2 {r2_sk:.3f}")
+            report(
+                section,
+                "skattn NadarayaWatsonRegressor(bandwidth='cv')",
+                t_sk,
+                value=f"R2 {r2_sk:.3f}",
+            )
             continue
         from statsmodels.nonparametric.kernel_regression import KernelReg
 
@@ -115,7 +165,9 @@ def bench_cv(sizes, with_statsmodels):
         kr = KernelReg(y, X, var_type="c" * 5, reg_type="lc", bw="cv_ls")
         t_sm = time.perf_counter() - start
         r2_sm = r2_score(y_test, kr.fit(X_test)[0])
-        report(section, "statsmodels KernelReg(lc, cv_ls)", t_sm, value=f"R2 {r2_sm:.3f}")
+        report(
+            section, "statsmodels KernelReg(lc, cv_ls)", t_sm, value=f"R2 {r2_sm:.3f}"
+        )
         report(
             section,
             "skattn NadarayaWatsonRegressor(bandwidth='cv')",
@@ -139,19 +191,24 @@ def bench_memory(n, d):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     working = get_config()["working_memory"]
-    linear = n * (2 * d + 8) * 8 / 2**20  # keys, scaled and augmented copies, norms, values
+    linear = (
+        n * (2 * d + 8) * 8 / 2**20
+    )  # keys, scaled and augmented copies, norms, values
     report(
         f"memory m=n={n:,} d={d}",
         "skattn predict peak (tracemalloc)",
         seconds,
-        value=f"{peak / 2**20:.1f} MiB (working_memory {working} MiB + O(n) {linear:.1f} MiB)",
+        value=f"{peak / 2**20:.1f} MiB (working_memory {working} MiB"
+        f" + O(n) {linear:.1f} MiB)",
         target="<= working_memory + O(n)",
     )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, no statsmodels")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes, no statsmodels"
+    )
     args = parser.parse_args()
     if args.quick:
         bench_predict(4000, 8, repeat=2)
@@ -166,7 +223,8 @@ def main():
     print("|---|---|---|---|---|---|")
     for section, what, seconds, ratio, value, target in ROWS:
         sec = "" if seconds is None else f"{seconds:.3f}"
-        print(f"| {section} | {what} | {sec} | {ratio or ''} | {value or ''} | {target or ''} |")
+        cells = [section, what, sec, ratio or "", value or "", target or ""]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,18 @@ from skattn import NadarayaWatsonRegressor
 def main():
     X, y = load_diabetes(return_X_y=True)
     models = {
-        'NadarayaWatsonRegressor(bandwidth="cv")': NadarayaWatsonRegressor(bandwidth="cv"),
+        'NadarayaWatsonRegressor(bandwidth="cv")': NadarayaWatsonRegressor(
+            bandwidth="cv"
+        ),
         "NadarayaWatsonRegressor()  # Scott": NadarayaWatsonRegressor(),
         "KNeighborsRegressor()": KNeighborsRegressor(),
         "LinearRegression()": LinearRegression(),
     }
     cv = KFold(n_splits=5, shuffle=True, random_state=0)
     print(f"diabetes: {X.shape[0]} samples, {X.shape[1]} features; 5-fold CV\n")
-    print(f"{'model':<42} {'R^2 mean':>9} {'± std':>7} {'fit ms':>8} {'predict ms':>11}")
+    print(
+        f"{'model':<42} {'R^2 mean':>9} {'± std':>7} {'fit ms':>8} {'predict ms':>11}"
+    )
     for name, model in models.items():
         result = cross_validate(make_pipeline(StandardScaler(), model), X, y, cv=cv)
         r2 = result["test_score"]

@@ -9,11 +9,14 @@ are those of the data with each row repeated ``w`` times.
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn import get_config
-from sklearn.utils import gen_even_slices
-from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
-from skattn._engine import _Keys, _squared_distances, chunk_rows, finish_chunk
+from skattn._engine import (
+    _Keys,
+    _squared_distances,
+    chunk_rows,
+    finish_chunk,
+    map_slices,
+)
 from skattn._kernels import get_kernel
 
 __all__ = ["weighted_spread", "rule_of_thumb", "cv_bandwidth"]
@@ -58,7 +61,9 @@ def weighted_spread(X, sample_weight, robust=False):
     spread = np.sqrt(var) * magnitude
     if robust:
         for j in range(X.shape[1]):
-            iqr = _weighted_quantile(X[:, j], w, 0.75) - _weighted_quantile(X[:, j], w, 0.25)
+            iqr = _weighted_quantile(X[:, j], w, 0.75) - _weighted_quantile(
+                X[:, j], w, 0.25
+            )
             if iqr > 0:
                 spread[j] = min(spread[j], iqr / 1.349)
     # Zero (or subnormal, whose reciprocal overflows) spread: the feature cannot
@@ -85,7 +90,9 @@ def rule_of_thumb(X, sample_weight, rule="scott"):
         factor = (n * (n_features + 2) / 4.0) ** (-1.0 / (n_features + 4))
         spread = weighted_spread(X, sample_weight, robust=True)
         return np.maximum(spread * factor, MIN_BANDWIDTH)
-    raise ValueError(f"Unknown rule of thumb {rule!r}; expected 'scott' or 'silverman'.")
+    raise ValueError(
+        f"Unknown rule of thumb {rule!r}; expected 'scott' or 'silverman'."
+    )
 
 
 class _LeaveOneOutError:
@@ -115,7 +122,6 @@ class _LeaveOneOutError:
             with np.errstate(over="ignore", invalid="ignore"):
                 for s in self._chunks(slice(0, n)):
                     _squared_distances(self.keys, self.keys.z[s], self.sq[s])
-        self.n_evaluations = 0
 
     def _chunks(self, s):
         for start in range(s.start, s.stop, self.rows):
@@ -133,7 +139,9 @@ class _LeaveOneOutError:
             if self.sq is not None:
                 sq = self.sq[c]
             else:
-                sq = _squared_distances(keys, keys.z[c], np.empty_like(buffer[: c.stop - c.start]))
+                sq = _squared_distances(
+                    keys, keys.z[c], np.empty_like(buffer[: c.stop - c.start])
+                )
             e = buffer[: c.stop - c.start]
             for i, scale in enumerate(scales):
                 inv = 1.0 / scale**2
@@ -145,7 +153,9 @@ class _LeaveOneOutError:
                 if not keys.uniform:
                     e += keys.log_w
                 np.exp(e, out=e)
-                pooled = finish_chunk(keys, e, c, True, lambda rows: sq[rows] * inv)
+                pooled = finish_chunk(
+                    keys, e, c, True, lambda rows, sq=sq, inv=inv: sq[rows] * inv
+                )
                 residual = (pooled - self.Y[c]) / self.y_scale
                 errors[i] += self.w[c] @ np.einsum("ij,ij->i", residual, residual)
         return errors
@@ -154,18 +164,12 @@ class _LeaveOneOutError:
         """Weighted leave-one-out sum of squared errors for each scale factor,
         divided by the square of the largest ``|y|``."""
         scales = np.atleast_1d(np.asarray(scales, dtype=float))
-        self.n_evaluations += len(scales)
-        n = self.keys.n_keys
-        from joblib import effective_n_jobs
-
-        n_workers = max(1, min(effective_n_jobs(self.n_jobs), -(-n // self.rows)))
-        if n_workers == 1:
-            return self._errors_slice(scales, slice(0, n))
-        with threadpool_limits(limits=1, user_api="blas"):
-            parts = Parallel(n_jobs=n_workers, prefer="threads")(
-                delayed(self._errors_slice)(scales, s)
-                for s in gen_even_slices(n, n_workers)
-            )
+        parts = map_slices(
+            lambda s: self._errors_slice(scales, s),
+            self.keys.n_keys,
+            self.rows,
+            self.n_jobs,
+        )
         return np.sum(parts, axis=0)
 
 

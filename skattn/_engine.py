@@ -27,6 +27,7 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn import get_config
 from sklearn.utils import gen_even_slices
 from sklearn.utils.parallel import Parallel, delayed
@@ -34,7 +35,14 @@ from threadpoolctl import threadpool_limits
 
 from skattn._kernels import get_kernel
 
-__all__ = ["attention_pool", "softmax", "chunk_rows", "exact_weights", "finish_chunk"]
+__all__ = [
+    "attention_pool",
+    "chunk_rows",
+    "exact_weights",
+    "finish_chunk",
+    "map_slices",
+    "softmax",
+]
 
 # Query rows per chunk are chosen so that one chunk of the query-by-key matrix stays
 # near the processor's cache (memory passes, not arithmetic, dominate at small d), and
@@ -244,7 +252,8 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
     if own is not None:
         logits[np.arange(n_rows), own] = self_log_w[own]  # log K(0) = 0
     weights = softmax(logits, axis=1, out=logits)
-    for r in np.flatnonzero(~np.isfinite(weights.sum(axis=1)) | (weights.sum(axis=1) == 0)):
+    totals = weights.sum(axis=1)
+    for r in np.flatnonzero(~(totals > 0)):
         # No key in the kernel's support: attend to the nearest eligible key(s).
         row_log_w = log_w.copy()
         dist = sq[r].copy()
@@ -326,10 +335,21 @@ def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
             _pool_chunk(keys, qz, c, loo, buffer, out, weights_out)
 
 
-def _n_workers(n_jobs, n_chunks):
-    from joblib import effective_n_jobs
+def map_slices(func, n_items, rows, n_jobs):
+    """Run ``func(slice)`` on even slices of ``range(n_items)``, one per thread.
 
-    return max(1, min(effective_n_jobs(n_jobs), n_chunks))
+    The number of threads is ``n_jobs`` (joblib's meaning), at most one per chunk of
+    ``rows`` items; each thread uses one BLAS thread, as the threads already use
+    the cores. Returns the list of results, in slice order.
+    """
+    n_chunks = max(1, -(-n_items // rows))
+    n_workers = max(1, min(effective_n_jobs(n_jobs), n_chunks))
+    if n_workers == 1:
+        return [func(slice(0, n_items))]
+    with threadpool_limits(limits=1, user_api="blas"):
+        return Parallel(n_jobs=n_workers, prefer="threads")(
+            delayed(func)(s) for s in gen_even_slices(n_items, n_workers)
+        )
 
 
 def attention_pool(
@@ -397,17 +417,12 @@ def attention_pool(
     )
     if n_queries:
         rows = chunk_rows(prepared.n_keys, dtype.itemsize)
-        n_chunks = -(-n_queries // rows)
-        n_workers = _n_workers(n_jobs, n_chunks)
-        if n_workers == 1:
-            _pool_slice(prepared, queries, slice(0, n_queries), loo, rows, out, weights)
-        else:
-            # One BLAS thread per worker: the workers already use every core.
-            with threadpool_limits(limits=1, user_api="blas"):
-                Parallel(n_jobs=n_workers, prefer="threads")(
-                    delayed(_pool_slice)(prepared, queries, s, loo, rows, out, weights)
-                    for s in gen_even_slices(n_queries, n_workers)
-                )
+        map_slices(
+            lambda s: _pool_slice(prepared, queries, s, loo, rows, out, weights),
+            n_queries,
+            rows,
+            n_jobs,
+        )
     if return_weights:
         return out, weights
     return out

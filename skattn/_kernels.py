@@ -81,23 +81,25 @@ def _tophat(sq, out):
     return out
 
 
-def _epanechnikov(sq, out):
-    outside = _outside(sq)
-    np.negative(sq, out=out)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log1p(out, out=out)
-    out[outside] = -np.inf
-    return out
-
-
-def _linear(sq, out):
-    outside = _outside(sq)
-    np.sqrt(sq, out=out)
+def _log_one_minus(out, outside):
+    """``log(1 - out)`` in place, ``-inf`` where ``outside``."""
     np.negative(out, out=out)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.log1p(out, out=out)
     out[outside] = -np.inf
     return out
+
+
+def _epanechnikov(sq, out):
+    outside = _outside(sq)
+    np.copyto(out, sq)
+    return _log_one_minus(out, outside)
+
+
+def _linear(sq, out):
+    outside = _outside(sq)
+    np.sqrt(sq, out=out)
+    return _log_one_minus(out, outside)
 
 
 def _cosine(sq, out):

@@ -202,8 +202,8 @@ class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
             if self.bandwidth == "cv":
                 if w_kept.sum() <= 1:
                     raise ValueError(
-                        "bandwidth='cv' needs a total sample weight above 1 (leave-one-out "
-                        "must leave at least one row); got "
+                        "bandwidth='cv' needs a total sample weight above 1 "
+                        "(leave-one-out must leave at least one row); got "
                         f"{w_kept.sum()!r}."
                     )
                 bandwidth, _ = cv_bandwidth(

@@ -36,7 +36,9 @@ def nadaraya_watson(X_train, y_train, X_query, kernel, bandwidth, sample_weight=
     weights = np.zeros((len(X_query), n))
     for a in range(len(X_query)):
         for i in range(n):
-            u = math.sqrt(sum(((X_query[a, k] - X_train[i, k]) / h[k]) ** 2 for k in range(d)))
+            u = math.sqrt(
+                sum(((X_query[a, k] - X_train[i, k]) / h[k]) ** 2 for k in range(d))
+            )
             weights[a, i] = w[i] * kernel_value(kernel, u)
         total = weights[a].sum()
         weights[a] /= total

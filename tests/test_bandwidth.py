@@ -5,7 +5,12 @@ import pytest
 from sklearn import config_context
 
 import skattn._bandwidth as bw
-from skattn._bandwidth import _LeaveOneOutError, cv_bandwidth, rule_of_thumb, weighted_spread
+from skattn._bandwidth import (
+    _LeaveOneOutError,
+    cv_bandwidth,
+    rule_of_thumb,
+    weighted_spread,
+)
 from tests._reference import nadaraya_watson
 
 
@@ -29,11 +34,14 @@ def test_rules_of_thumb_formulas(rng):
     X = rng.normal(size=(50, 2)) * [1.0, 3.0]
     n, d = X.shape
     std = X.std(axis=0, ddof=1)
-    np.testing.assert_allclose(rule_of_thumb(X, np.ones(n), "scott"), std * n ** (-1 / (d + 4)))
+    np.testing.assert_allclose(
+        rule_of_thumb(X, np.ones(n), "scott"), std * n ** (-1 / (d + 4))
+    )
     q75, q25 = np.quantile(X, [0.75, 0.25], axis=0, method="inverted_cdf")
     sigma = np.minimum(std, (q75 - q25) / 1.349)
     np.testing.assert_allclose(
-        rule_of_thumb(X, np.ones(n), "silverman"), sigma * (n * (d + 2) / 4) ** (-1 / (d + 4))
+        rule_of_thumb(X, np.ones(n), "silverman"),
+        sigma * (n * (d + 2) / 4) ** (-1 / (d + 4)),
     )
     with pytest.raises(ValueError, match="Unknown rule of thumb"):
         rule_of_thumb(X, np.ones(n), "normal")
@@ -73,7 +81,9 @@ def test_loo_error_without_stored_distances(rng, n_jobs):
     with config_context(working_memory=0.01):
         chunked = _LeaveOneOutError(X, Y, w, np.ones(3), "gaussian", n_jobs=n_jobs)
     assert chunked.sq is None
-    np.testing.assert_allclose(chunked([0.3, 1.0, 4.0]), stored([0.3, 1.0, 4.0]), rtol=1e-12)
+    np.testing.assert_allclose(
+        chunked([0.3, 1.0, 4.0]), stored([0.3, 1.0, 4.0]), rtol=1e-12
+    )
 
 
 def test_cv_finds_the_minimum_of_the_loo_error(rng):

@@ -42,7 +42,9 @@ def test_public_methods_documented(name, cls):
             continue
         doc = FunctionDoc(method)
         params = [
-            p for p in inspect.signature(method).parameters if p not in ("self", "kwargs")
+            p
+            for p in inspect.signature(method).parameters
+            if p not in ("self", "kwargs")
         ]
         documented = [p.name.split(" : ")[0] for p in doc["Parameters"]]
         assert params == documented, f"{name}.{method_name}"

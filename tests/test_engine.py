@@ -38,12 +38,16 @@ def test_pool_matches_plain_loop(rng, kernel, weighted):
 def test_leave_one_out_keeps_w_minus_one_copies(rng, kernel):
     X, V, _, w = _problem(rng)
     h = np.array([1.5, 2.0, 3.0])
-    got = attention_pool(None, X, V, kernel=kernel, scale=1 / h, key_weights=w, loo=True)
+    got = attention_pool(
+        None, X, V, kernel=kernel, scale=1 / h, key_weights=w, loo=True
+    )
     for i in range(len(X)):
         w_i = w.copy()
         w_i[i] -= 1.0
         keep = w_i > 0
-        expected, _ = nadaraya_watson(X[keep], V[keep], X[i : i + 1], kernel, h, w_i[keep])
+        expected, _ = nadaraya_watson(
+            X[keep], V[keep], X[i : i + 1], kernel, h, w_i[keep]
+        )
         np.testing.assert_allclose(got[i], expected[0], rtol=1e-10, atol=1e-12)
 
 
@@ -53,7 +57,11 @@ def test_leave_one_out_equals_repeated_rows(rng):
     got = attention_pool(None, X, V, scale=scale, key_weights=w, loo=True)
     reps = w.astype(int)
     expanded = attention_pool(
-        None, np.repeat(X, reps, axis=0), np.repeat(V, reps, axis=0), scale=scale, loo=True
+        None,
+        np.repeat(X, reps, axis=0),
+        np.repeat(V, reps, axis=0),
+        scale=scale,
+        loo=True,
     )
     first = np.concatenate([[0], np.cumsum(reps)[:-1]])
     np.testing.assert_allclose(got, expanded[first], rtol=1e-12)
@@ -63,7 +71,9 @@ def test_leave_one_out_equals_repeated_rows(rng):
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_chunking_and_threads_do_not_change_results(rng, kernel, n_jobs, monkeypatch):
     X, V, Q, w = _problem(rng, n=200, m=150)
-    args = dict(kernel=kernel, scale=np.full(3, 0.8), key_weights=w, return_weights=True)
+    args = dict(
+        kernel=kernel, scale=np.full(3, 0.8), key_weights=w, return_weights=True
+    )
     full, full_w = attention_pool(Q, X, V, **args)
     monkeypatch.setattr(engine, "_MIN_CHUNK_ROWS", 1)
     with config_context(working_memory=0.001):  # a few rows per chunk
@@ -99,8 +109,13 @@ def test_equidistant_nearest_keys_share_by_weight():
     X = np.array([[-1.0], [1.0], [5.0]])
     V = np.array([[0.0], [3.0], [100.0]])
     got, weights = attention_pool(
-        np.array([[0.0]]), X, V, kernel="tophat", scale=[10.0],
-        key_weights=[1.0, 2.0, 1.0], return_weights=True,
+        np.array([[0.0]]),
+        X,
+        V,
+        kernel="tophat",
+        scale=[10.0],
+        key_weights=[1.0, 2.0, 1.0],
+        return_weights=True,
     )
     np.testing.assert_allclose(weights, [[1 / 3, 2 / 3, 0.0]])
     np.testing.assert_allclose(got, [[2.0]])
@@ -116,7 +131,9 @@ def test_leave_one_out_without_other_key_in_support(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_preserved(rng, dtype):
     X, V, Q, _ = _problem(rng)
-    got = attention_pool(Q.astype(dtype), X.astype(dtype), V.astype(dtype), scale=np.ones(3))
+    got = attention_pool(
+        Q.astype(dtype), X.astype(dtype), V.astype(dtype), scale=np.ones(3)
+    )
     assert got.dtype == dtype
     expected = attention_pool(Q, X, V, scale=np.ones(3))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -130,7 +147,9 @@ def test_offset_data_is_centred(rng):
 
 
 def test_softmax():
-    logits = np.array([[1e300, 0.0, -1e300], [-np.inf, -np.inf, -np.inf], [1.0, 2.0, 3.0]])
+    logits = np.array(
+        [[1e300, 0.0, -1e300], [-np.inf, -np.inf, -np.inf], [1.0, 2.0, 3.0]]
+    )
     got = softmax(logits, axis=1)
     np.testing.assert_allclose(got[0], [1.0, 0.0, 0.0])
     np.testing.assert_array_equal(got[1], [0.0, 0.0, 0.0])
@@ -140,7 +159,9 @@ def test_softmax():
 
 def test_exact_weights_ignores_keys_without_weight():
     sq = np.array([[0.0, 4.0, 9.0]])
-    weights = exact_weights(get_kernel("tophat"), sq * 100, np.array([-np.inf, 0.0, 0.0]))
+    weights = exact_weights(
+        get_kernel("tophat"), sq * 100, np.array([-np.inf, 0.0, 0.0])
+    )
     np.testing.assert_array_equal(weights, [[0.0, 1.0, 0.0]])
 
 

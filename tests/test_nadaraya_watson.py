@@ -36,7 +36,9 @@ def test_matches_plain_loop(rng, kernel, bandwidth, weighted):
     model = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w)
     expected, expected_weights = nadaraya_watson(X, y, Q, kernel, bandwidth, w)
     np.testing.assert_allclose(model.predict(Q), expected[:, 0], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(model.attention_weights(Q), expected_weights, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        model.attention_weights(Q), expected_weights, rtol=1e-10, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("rule", ["scott", "silverman"])
@@ -118,7 +120,9 @@ def test_float32_preserved(rng, bandwidth):
 def test_pandas_input_and_feature_names(rng):
     X, y, Q = _data(rng)
     columns = ["a", "b", "c"]
-    model = NadarayaWatsonRegressor().fit(pd.DataFrame(X, columns=columns), pd.Series(y))
+    model = NadarayaWatsonRegressor().fit(
+        pd.DataFrame(X, columns=columns), pd.Series(y)
+    )
     np.testing.assert_array_equal(model.feature_names_in_, columns)
     np.testing.assert_allclose(
         model.predict(pd.DataFrame(Q, columns=columns)),
@@ -152,7 +156,12 @@ def test_grid_search_over_bandwidth_and_kernel():
 def test_cv_beats_rules_of_thumb_on_diabetes():
     X, y = load_diabetes(return_X_y=True)
     scores = {
-        b: cross_val_score(make_pipeline(StandardScaler(), NadarayaWatsonRegressor(bandwidth=b)), X, y, cv=5).mean()
+        b: cross_val_score(
+            make_pipeline(StandardScaler(), NadarayaWatsonRegressor(bandwidth=b)),
+            X,
+            y,
+            cv=5,
+        ).mean()
         for b in ["scott", "cv"]
     }
     assert scores["cv"] > scores["scott"]
@@ -167,7 +176,9 @@ def test_clone_keeps_array_bandwidth():
 def test_numpy_scalar_parameters(rng):
     X, y, Q = _data(rng)
     a = NadarayaWatsonRegressor(bandwidth=np.float32(0.5), n_jobs=np.int64(1)).fit(X, y)
-    np.testing.assert_allclose(a.predict(Q), NadarayaWatsonRegressor(bandwidth=0.5).fit(X, y).predict(Q))
+    np.testing.assert_allclose(
+        a.predict(Q), NadarayaWatsonRegressor(bandwidth=0.5).fit(X, y).predict(Q)
+    )
 
 
 def test_n_jobs_gives_the_same_predictions(rng):
@@ -201,21 +212,36 @@ def test_non_finite_X_or_y(rng, bad):
 @pytest.mark.parametrize("bandwidth", [0.0, -1.0, np.inf, np.nan])
 def test_non_positive_or_non_finite_scalar_bandwidth(rng, bandwidth):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match="'bandwidth' parameter of NadarayaWatsonRegressor"):
+    with pytest.raises(
+        ValueError, match="'bandwidth' parameter of NadarayaWatsonRegressor"
+    ):
         NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X, y)
 
 
-@pytest.mark.parametrize("bandwidth", [[1.0, 0.0, 1.0], [1.0, -2.0, 1.0], [1.0, np.inf, 1.0], [1, np.nan, 1], [1.0, 1e-310, 1.0]])
+@pytest.mark.parametrize(
+    "bandwidth",
+    [
+        [1.0, 0.0, 1.0],
+        [1.0, -2.0, 1.0],
+        [1.0, np.inf, 1.0],
+        [1, np.nan, 1],
+        [1.0, 1e-310, 1.0],
+    ],
+)
 def test_non_positive_array_bandwidth(rng, bandwidth):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match="bandwidth must be positive and finite for every feature"):
+    with pytest.raises(
+        ValueError, match="bandwidth must be positive and finite for every feature"
+    ):
         NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X, y)
 
 
 @pytest.mark.parametrize("bandwidth", [[1.0, 2.0], np.ones((3, 1)), [[1.0, 1.0, 1.0]]])
 def test_wrong_length_bandwidth(rng, bandwidth):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match=re.escape("expected one bandwidth per feature, shape (3,)")):
+    with pytest.raises(
+        ValueError, match=re.escape("expected one bandwidth per feature, shape (3,)")
+    ):
         NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X, y)
 
 
@@ -227,20 +253,26 @@ def test_bandwidth_of_strings_in_an_array(rng):
 
 def test_unknown_kernel(rng):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match="'kernel' parameter of NadarayaWatsonRegressor must be"):
+    with pytest.raises(
+        ValueError, match="'kernel' parameter of NadarayaWatsonRegressor must be"
+    ):
         NadarayaWatsonRegressor(kernel="boxcar").fit(X, y)
 
 
 def test_unknown_bandwidth_rule(rng):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match="'bandwidth' parameter of NadarayaWatsonRegressor"):
+    with pytest.raises(
+        ValueError, match="'bandwidth' parameter of NadarayaWatsonRegressor"
+    ):
         NadarayaWatsonRegressor(bandwidth="normal_reference").fit(X, y)
 
 
 def test_mismatched_feature_count(rng):
     X, y, Q = _data(rng)
     model = NadarayaWatsonRegressor().fit(X, y)
-    with pytest.raises(ValueError, match="X has 2 features, but NadarayaWatsonRegressor is expecting 3"):
+    with pytest.raises(
+        ValueError, match="X has 2 features, but NadarayaWatsonRegressor is expecting 3"
+    ):
         model.predict(Q[:, :2])
     with pytest.raises(ValueError, match="X has 2 features"):
         model.attention_weights(Q[:, :2])
@@ -248,10 +280,14 @@ def test_mismatched_feature_count(rng):
 
 def test_bad_sample_weight(rng):
     X, y, _ = _data(rng)
-    with pytest.raises(ValueError, match="Negative values in data passed to .?sample_weight"):
+    with pytest.raises(
+        ValueError, match="Negative values in data passed to .?sample_weight"
+    ):
         NadarayaWatsonRegressor().fit(X, y, -np.ones(len(y)))
     # scikit-learn >= 1.7 says it first; our own check says it on 1.6
-    with pytest.raises(ValueError, match="(zero for every sample|at least one non-zero)"):
+    with pytest.raises(
+        ValueError, match="(zero for every sample|at least one non-zero)"
+    ):
         NadarayaWatsonRegressor().fit(X, y, np.zeros(len(y)))
     with pytest.raises(ValueError, match="sample_weight"):
         NadarayaWatsonRegressor().fit(X, y, np.ones(len(y) - 1))
@@ -263,7 +299,9 @@ def test_cv_needs_two_samples(rng):
         NadarayaWatsonRegressor(bandwidth="cv").fit(X[:1], y[:1])
     w = np.zeros(len(y))
     w[4] = 1.0
-    with pytest.raises(ValueError, match="bandwidth='cv' needs a total sample weight above 1"):
+    with pytest.raises(
+        ValueError, match="bandwidth='cv' needs a total sample weight above 1"
+    ):
         NadarayaWatsonRegressor(bandwidth="cv").fit(X, y, w)
 
 

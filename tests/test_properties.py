@@ -26,12 +26,18 @@ def problems(draw, max_rows=25, max_features=3):
     X = draw(arrays(np.float64, (n, d), elements=unit)) * x_scale
     y = draw(arrays(np.float64, (n,), elements=unit)) * y_scale
     Q = draw(arrays(np.float64, (m, d), elements=st.floats(-3.0, 3.0))) * x_scale
-    w = draw(arrays(np.float64, (n,), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0])))
+    w = draw(
+        arrays(np.float64, (n,), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]))
+    )
     if not np.any(w > 0):
         w[0] = 1.0
     kernel = draw(st.sampled_from(sorted(KERNELS)))
     relative = draw(st.sampled_from([None, 1e-8, 0.05, 1.0, 1e6]))
-    bandwidth = draw(st.sampled_from(["scott", "silverman"])) if relative is None else relative * x_scale
+    bandwidth = (
+        draw(st.sampled_from(["scott", "silverman"]))
+        if relative is None
+        else relative * x_scale
+    )
     return X, y, Q, w, kernel, bandwidth
 
 
@@ -51,7 +57,11 @@ def test_weights_non_negative_and_sum_to_one(problem):
 @given(problems())
 def test_predictions_finite_and_within_target_range(problem):
     X, y, Q, w, kernel, bandwidth = problem
-    pred = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w).predict(Q)
+    pred = (
+        NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth)
+        .fit(X, y, w)
+        .predict(Q)
+    )
     assert np.isfinite(pred).all()
     kept = y[w > 0]
     assert np.all(pred >= kept.min()) and np.all(pred <= kept.max())

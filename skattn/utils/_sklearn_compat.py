@@ -12,7 +12,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight as _sk_check_sample_weight
 from sklearn.utils.validation import validate_data
 
-__all__ = ["Interval", "StrOptions", "_fit_context", "check_sample_weight", "validate_data"]
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "_fit_context",
+    "check_sample_weight",
+    "validate_data",
+]
 
 
 def check_sample_weight(sample_weight, X):
@@ -26,5 +32,7 @@ def check_sample_weight(sample_weight, X):
     if not np.isfinite(sample_weight).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if not np.any(sample_weight > 0):
-        raise ValueError("sample_weight is zero for every sample; at least one must be positive.")
+        raise ValueError(
+            "sample_weight is zero for every sample; at least one must be positive."
+        )
     return sample_weight

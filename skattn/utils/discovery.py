@@ -63,7 +63,8 @@ def all_estimators(type_filter=None):
         unknown = set(kinds) - set(_FILTERS)
         if unknown:
             raise ValueError(
-                f"type_filter must be among {sorted(_FILTERS)} or None; got {sorted(unknown)}."
+                f"type_filter must be among {sorted(_FILTERS)} or None; "
+                f"got {sorted(unknown)}."
             )
         estimators = [
             (name, cls)
