@@ -102,6 +102,12 @@ class _LeaveOneOutError:
     The scaled squared distances are computed once: kept whole when they fit in
     sklearn's ``working_memory``, otherwise recomputed chunk by chunk, every candidate
     in a call evaluated on each chunk while it is at hand.
+
+    For the Gaussian kernel each row's distances are stored minus ``m_i``, its
+    squared distance to the nearest other key (0 for a row that keeps copies of
+    itself): ``-(sq - m_i) / (2 c^2)`` is then an upper-bounded logit whose maximum
+    is reached, so no row's normaliser underflows at any candidate ``c`` and the
+    exact fallback is not needed (it stays for extreme weight ratios).
     """
 
     def __init__(self, X, Y, sample_weight, bandwidth, kernel, n_jobs=None):
@@ -116,16 +122,35 @@ class _LeaveOneOutError:
         n = X.shape[0]
         itemsize = X.dtype.itemsize
         self.rows = chunk_rows(n, itemsize, n_temporaries=3)
-        self.sq = None
+        self.logit_floor = np.log(np.finfo(X.dtype).tiny) + 8.0
+        self.sq = self.shift = None
         if n * n * itemsize <= get_config()["working_memory"] * 2**20:
             self.sq = np.empty((n, n), dtype=X.dtype)
-            with np.errstate(over="ignore", invalid="ignore"):
-                for s in self._chunks(slice(0, n)):
-                    _squared_distances(self.keys, self.keys.z[s], self.sq[s])
+            self.shift = np.zeros(n, dtype=X.dtype)
+            for c in self._chunks(slice(0, n)):
+                self.shift[c] = self._distances(c, self.sq[c])
 
     def _chunks(self, s):
         for start in range(s.start, s.stop, self.rows):
             yield slice(start, min(start + self.rows, s.stop))
+
+    def _distances(self, c, out):
+        """Write the chunk's squared distances, minus each row's shift, into ``out``;
+        return the shifts (zeros unless the kernel is Gaussian)."""
+        keys = self.keys
+        with np.errstate(over="ignore", invalid="ignore"):
+            _squared_distances(keys, keys.z[c], out)
+        shift = np.zeros(c.stop - c.start, dtype=out.dtype)
+        if self.kernel.name != "gaussian":
+            return shift
+        idx = np.arange(c.stop - c.start)
+        own = c.start + idx
+        out[idx, own] = np.inf
+        np.min(out, axis=1, out=shift)
+        out[idx, own] = 0.0
+        shift[~np.isfinite(shift) | np.isfinite(keys.self_log_w[c])] = 0.0
+        out -= shift[:, None]
+        return shift
 
     def _errors_slice(self, scales, s):
         with np.errstate(over="ignore", invalid="ignore"):
@@ -137,11 +162,10 @@ class _LeaveOneOutError:
         buffer = np.empty((min(self.rows, s.stop - s.start), keys.n_keys), keys.dtype)
         for c in self._chunks(s):
             if self.sq is not None:
-                sq = self.sq[c]
+                sq, shift = self.sq[c], self.shift[c]
             else:
-                sq = _squared_distances(
-                    keys, keys.z[c], np.empty_like(buffer[: c.stop - c.start])
-                )
+                sq = np.empty_like(buffer[: c.stop - c.start])
+                shift = self._distances(c, sq)
             e = buffer[: c.stop - c.start]
             for i, scale in enumerate(scales):
                 inv = 1.0 / scale**2
@@ -152,9 +176,19 @@ class _LeaveOneOutError:
                     self.kernel.log_kernel(e, e)
                 if not keys.uniform:
                     e += keys.log_w
+                if not self.kernel.compact:
+                    # exp is many times slower where it underflows; with the row
+                    # maximum at 0, a logit below log(tiny) + 8 weighs nothing.
+                    np.maximum(e, self.logit_floor, out=e)
                 np.exp(e, out=e)
                 pooled = finish_chunk(
-                    keys, e, c, True, lambda rows, sq=sq, inv=inv: sq[rows] * inv
+                    keys,
+                    e,
+                    c,
+                    True,
+                    lambda rows, sq=sq, shift=shift, inv=inv: (
+                        (sq[rows] + shift[rows, None]) * inv
+                    ),
                 )
                 residual = (pooled - self.Y[c]) / self.y_scale
                 errors[i] += self.w[c] @ np.einsum("ij,ij->i", residual, residual)
