@@ -2,7 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from skattn._attention import AttentionRegressor
 from skattn._nadaraya_watson import NadarayaWatsonRegressor
 from skattn._version import __version__
 
-__all__ = ["NadarayaWatsonRegressor", "__version__"]
+__all__ = ["AttentionRegressor", "NadarayaWatsonRegressor", "__version__"]

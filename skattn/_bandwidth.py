@@ -184,8 +184,7 @@ class _LeaveOneOutError:
                 pooled = finish_chunk(
                     keys,
                     e,
-                    c,
-                    True,
+                    np.arange(c.start, c.stop),
                     lambda rows, sq=sq, shift=shift, inv=inv: (
                         (sq[rows] + shift[rows, None]) * inv
                     ),
@@ -207,11 +206,12 @@ class _LeaveOneOutError:
         return np.sum(parts, axis=0)
 
 
-def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None):
+def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None, base=None):
     """Leave-one-out least-squares bandwidths (a global scale on Scott's rule).
 
     Minimises ``sum_i w_i ||y_hat_{-i} - y_i||^2`` over a scale factor ``c`` of the
-    per-feature Scott bandwidths: a log-spaced grid over ``CV_SCALE_RANGE``, then a
+    per-feature Scott bandwidths (or of ``base``, one bandwidth per feature, when
+    given): a log-spaced grid over ``CV_SCALE_RANGE``, then a
     bounded Brent search between the grid neighbours of the best point. The result is
     always positive and finite.
 
@@ -221,7 +221,8 @@ def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None):
     scale : float
         The chosen factor ``c``.
     """
-    base = rule_of_thumb(X, sample_weight, "scott")
+    if base is None:
+        base = rule_of_thumb(X, sample_weight, "scott")
     loo = _LeaveOneOutError(X, Y, sample_weight, base, kernel, n_jobs=n_jobs)
     log_lo, log_hi = np.log(CV_SCALE_RANGE)
     grid = np.linspace(log_lo, log_hi, CV_GRID_SIZE)

@@ -49,6 +49,9 @@ __all__ = [
 # never above sklearn's ``working_memory``.
 _CACHE_CHUNK_BYTES = 2 * 2**20
 _MIN_CHUNK_ROWS = 8
+# Rows whose distance GEMM may err by more than this (in squared bandwidths) are
+# recomputed exactly: data many bandwidths away from the keys' centre.
+_RELATIVE_DISTANCE_ERROR = 1e-9
 
 
 def softmax(logits, axis=-1, out=None):
@@ -128,6 +131,7 @@ class _Keys:
                 "below about 5.6e-309 has no finite reciprocal."
             )
         self.center = weighted_mean(keys, w)
+        self.raw = keys  # for distances that must not depend on the keys' order
         self.z = z = self.transform_queries(keys)
         self.sq_norms = np.einsum("ij,ij->i", z, z)
         aug = np.empty((d + 2, n), dtype=dtype)
@@ -202,26 +206,56 @@ def _squared_distances(keys, qz, out):
     return out
 
 
-def _exact_squared_distances(keys, q_rows, out):
-    """Squared distances of a few rows, free of NaN for any finite scaled data.
+def _exact_squared_distances(keys, q_rows, q_raw, out):
+    """Squared distances of a few rows, free of NaN for any finite scaled data and
+    independent of the keys' order near each row's minimum.
 
     The distance GEMM is used when it is finite; otherwise each non-finite row's
     differences are taken directly and scaled by their largest magnitude before
     squaring (no ``inf - inf``). A squared distance beyond the dtype's range becomes
     ``inf``: its key gets weight 0, and a row whose every key is that far shares its
     attention among them by weight.
+
+    The GEMM's rounding (which can depend on a key's position in the matrix) may
+    order keys that are equidistant from a row arbitrarily, and these rows are the
+    ones whose weights concentrate on the nearest keys. So the keys within the
+    GEMM's error bound of the row's minimum are recomputed from their sorted squared
+    differences, taken from the raw rows (the centring mean's rounding depends on
+    the order of the keys): keys equidistant by symmetry then get bit-identical
+    distances and share the attention, whatever their order. Where the GEMM's error
+    bound is not negligible next to the kernel's scale (data many bandwidths from
+    the keys' centre), every key that can get weight is recomputed that way.
     """
     _squared_distances(keys, q_rows, out)
-    if np.isfinite(out).all():
-        return out
-    for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
-        diff = keys.z - q_rows[r]
-        big = np.max(np.abs(diff), axis=1)
-        big[big == 0] = 1.0
-        ratio = diff / big[:, None]
-        with np.errstate(over="ignore"):
-            out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
+    if not np.isfinite(out).all():
+        for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
+            diff = keys.z - q_rows[r]
+            big = np.max(np.abs(diff), axis=1)
+            big[big == 0] = 1.0
+            ratio = diff / big[:, None]
+            with np.errstate(over="ignore"):
+                out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
+    with np.errstate(over="ignore", invalid="ignore"):
+        margin = 64 * _distance_error_bound(keys, q_rows)
+        for r in np.flatnonzero(np.isfinite(margin)):
+            lowest = out[r].min()
+            if keys.kernel.compact:
+                limit = max(lowest, 1.0) + margin[r]  # the support, or the nearest
+            else:
+                # every key whose weight can be non-zero next to the nearest one
+                limit = (np.sqrt(lowest) + 750.0) ** 2 + margin[r]
+            near = np.flatnonzero(out[r] <= limit)
+            if len(near) > 1 or margin[r] > _RELATIVE_DISTANCE_ERROR:
+                diff = (keys.raw[near] - q_raw[r]) * keys.scale
+                out[r, near] = np.sort(diff * diff, axis=1).sum(axis=1)
     return out
+
+
+def _distance_error_bound(keys, qz):
+    """A bound (up to a small factor) of the GEMM's error in each row's squared
+    distances: they are differences of squared norms of that size."""
+    q_sq = np.einsum("ij,ij->i", qz, qz)
+    return np.finfo(keys.dtype).eps * (q_sq + keys.sq_norms.max(initial=0.0))
 
 
 def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
@@ -270,26 +304,32 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
     return weights
 
 
-def finish_chunk(keys, e, s, loo, sq_rows, normalize=False):
+def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
     """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
 
-    Sets the leave-one-out self weights, pools by one GEMM with a column of ones,
-    and recomputes exactly the rows whose normaliser underflowed or is zero
-    (``sq_rows(rows)`` gives their scaled squared distances). With ``normalize``,
+    Sets the leave-one-out self weights (``own``: the key index of each row of the
+    chunk, or None outside leave-one-out mode), pools by one GEMM with a column of
+    ones, and recomputes exactly the rows whose normaliser underflowed or is zero
+    (``sq_rows(rows)`` gives their scaled squared distances), and also the rows
+    flagged ``inexact`` (distance GEMM too coarse for them). With ``normalize``,
     ``e`` is normalised in place into attention weights. Returns the pooled values
     of the chunk.
     """
-    m = s.stop - s.start
-    if loo:
-        idx = np.arange(m)
-        e[idx, s.start + idx] = np.exp(keys.self_log_w[s])
+    if own is not None:
+        e[np.arange(len(own)), own] = np.exp(keys.self_log_w[own])
     pooled = e @ keys.values_aug
     norm = pooled[:, -1]
-    bad = np.flatnonzero(~((norm >= keys.tiny) & np.isfinite(norm)))
+    ok = (norm >= keys.tiny) & np.isfinite(norm)
+    if inexact is not None:
+        ok &= ~inexact
+    bad = np.flatnonzero(~ok)
     if bad.size:
-        own = s.start + bad if loo else None
         exact = exact_weights(
-            keys.kernel, sq_rows(bad), keys.log_w, own, keys.self_log_w
+            keys.kernel,
+            sq_rows(bad),
+            keys.log_w,
+            None if own is None else own[bad],
+            keys.self_log_w,
         ).astype(e.dtype, copy=False)
         e[bad] = exact
         norm[bad] = 1.0
@@ -302,7 +342,7 @@ def finish_chunk(keys, e, s, loo, sq_rows, normalize=False):
     return result
 
 
-def _pool_chunk(keys, qz, s, loo, buffer, out, weights_out):
+def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
     e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
     kernel = keys.kernel
     if kernel.name == "gaussian":
@@ -315,11 +355,21 @@ def _pool_chunk(keys, qz, s, loo, buffer, out, weights_out):
     np.exp(e, out=e)
 
     def sq_rows(rows):
+        q_raw = keys.raw[s][rows] if loo else queries_raw[rows]
         return _exact_squared_distances(
-            keys, qz[rows], np.empty((len(rows), keys.n_keys), keys.dtype)
+            keys, qz[rows], q_raw, np.empty((len(rows), keys.n_keys), keys.dtype)
         )
 
-    out[s] = finish_chunk(keys, e, s, loo, sq_rows, normalize=weights_out is not None)
+    own = np.arange(s.start, s.stop) if loo else None
+    inexact = _distance_error_bound(keys, qz) > _RELATIVE_DISTANCE_ERROR
+    out[s] = finish_chunk(
+        keys,
+        e,
+        own,
+        sq_rows,
+        normalize=weights_out is not None,
+        inexact=inexact if inexact.any() else None,
+    )
 
 
 def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
@@ -331,8 +381,9 @@ def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(s.start, s.stop, rows):
             c = slice(start, min(start + rows, s.stop))
-            qz = keys.z[c] if loo else keys.transform_queries(queries[c])
-            _pool_chunk(keys, qz, c, loo, buffer, out, weights_out)
+            raw = None if loo else np.asarray(queries[c])
+            qz = keys.z[c] if loo else keys.transform_queries(raw)
+            _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out)
 
 
 def map_slices(func, n_items, rows, n_jobs):

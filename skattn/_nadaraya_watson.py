@@ -5,11 +5,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
 
 from skattn._bandwidth import cv_bandwidth, rule_of_thumb
-from skattn._engine import attention_pool
+from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn.utils._sklearn_compat import (
     Interval,
@@ -48,7 +46,7 @@ def check_bandwidth(bandwidth, n_features):
     return h
 
 
-class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
+class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
     """Nadaraya-Watson kernel regression: non-parametric attention pooling.
 
     Each prediction is an attention-weighted average of the training targets: the
@@ -192,11 +190,7 @@ class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
             ensure_min_samples=2 if cv else 1,
         )
         sample_weight = check_sample_weight(sample_weight, X)
-        y = np.asarray(y, dtype=X.dtype)
-        self._y_1d = y.ndim == 1
-        Y = y.reshape(-1, 1) if self._y_1d else y
-        keep = np.flatnonzero(sample_weight > 0)
-        X_kept, Y_kept, w_kept = X[keep], Y[keep], sample_weight[keep]
+        X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
 
         if isinstance(self.bandwidth, str):
             if self.bandwidth == "cv":
@@ -215,71 +209,4 @@ class NadarayaWatsonRegressor(RegressorMixin, BaseEstimator):
             bandwidth = check_bandwidth(self.bandwidth, X.shape[1])
 
         self.bandwidth_ = np.asarray(bandwidth, dtype=np.float64)
-        self.n_samples_fit_ = X.shape[0]
-        self._keys = X_kept
-        self._values = Y_kept
-        self._key_weights = w_kept
-        self._key_index = None if len(keep) == X.shape[0] else keep
         return self
-
-    def _pool(self, X, return_weights):
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dtype = np.result_type(X.dtype, self._keys.dtype)
-        return X.dtype, attention_pool(
-            X,
-            self._keys,
-            self._values,
-            kernel=self.kernel,
-            scale=1.0 / self.bandwidth_,
-            key_weights=self._key_weights,
-            n_jobs=self.n_jobs,
-            return_weights=return_weights,
-            dtype=dtype,
-        )
-
-    def predict(self, X):
-        """Predict by attention pooling of the training targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features)
-            Query rows.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, in the dtype of
-            ``X``.
-        """
-        dtype, pooled = self._pool(X, return_weights=False)
-        pooled = pooled.astype(dtype, copy=False)
-        return pooled[:, 0] if self._y_1d else pooled
-
-    def attention_weights(self, X):
-        """Attention weights of each query over the training rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features)
-            Query rows.
-
-        Returns
-        -------
-        weights : ndarray of shape (n_queries, n_samples_fit)
-            Non-negative weights; each row sums to 1. Column ``j`` is training row
-            ``j`` (zero for rows fitted with zero sample weight). Dense: mind the
-            memory for many queries and training rows.
-        """
-        dtype, (_, weights) = self._pool(X, return_weights=True)
-        weights = weights.astype(dtype, copy=False)
-        if self._key_index is None:
-            return weights
-        full = np.zeros((weights.shape[0], self.n_samples_fit_), dtype=dtype)
-        full[:, self._key_index] = weights
-        return full
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags

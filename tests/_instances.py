@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from skattn import NadarayaWatsonRegressor
+from skattn import AttentionRegressor, NadarayaWatsonRegressor
 
 INIT_PARAMS = {
     NadarayaWatsonRegressor: [
@@ -15,6 +15,13 @@ INIT_PARAMS = {
         {"kernel": "exponential", "bandwidth": "cv"},
         {"kernel": "linear", "bandwidth": 2.0},
         {"kernel": "cosine", "n_jobs": 2},
+    ],
+    AttentionRegressor: [
+        {"max_iter": 20, "tol": 1e-8},
+        {"metric": "isotropic", "init": "scott", "max_iter": 20, "tol": 1e-8},
+        {"metric": "full", "max_iter": 20, "tol": 1e-8},
+        {"kernel": "exponential", "alpha": 0.01, "max_iter": 20, "tol": 1e-8},
+        {"batch_size": 16, "max_iter": 30, "random_state": 0},
     ],
 }
 

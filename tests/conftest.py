@@ -4,6 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("default", max_examples=60)
+settings.register_profile("thorough", max_examples=1000)
+settings.load_profile(os.environ.get("SKATTN_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -9,15 +9,33 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
+from skattn import AttentionRegressor
 from skattn.utils.discovery import all_estimators
 from tests._instances import INIT_PARAMS, instances
+
+# The instances learn with a small max_iter, so the checks' fits warn by design.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def test_registry_covers_every_estimator():
     assert {cls for _, cls in all_estimators()} == set(INIT_PARAMS)
 
 
-@parametrize_with_checks(instances())
+def _expected_failed_checks(estimator):
+    """Checks that fail by design, each with its reason and its replacement test."""
+    if isinstance(estimator, AttentionRegressor) and estimator.batch_size is not None:
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "mini-batches draw repeated rows separately, so the stochastic path "
+                "differs; tests/test_attention.py checks weights as repetition for "
+                "the full-batch objective and that the mini-batch gradient estimates "
+                "the full one"
+            ),
+        }
+    return {}
+
+
+@parametrize_with_checks(instances(), expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

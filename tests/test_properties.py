@@ -10,9 +10,9 @@ from hypothesis.extra.numpy import arrays
 from skattn import NadarayaWatsonRegressor
 from skattn._kernels import KERNELS
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+# The number of examples comes from the profile (tests/conftest.py): 60 by default,
+# more with SKATTN_HYPOTHESIS_PROFILE=thorough.
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

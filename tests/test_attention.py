@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: BSD-3-Clause
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.base import clone
+from sklearn.datasets import make_friedman1
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectFromModel
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skattn import AttentionRegressor, NadarayaWatsonRegressor
+from skattn._learning import LeaveOneOutObjective
+from tests._reference import nadaraya_watson
+
+METRICS = [("isotropic", None), ("diagonal", None), ("full", 2), ("full", 3)]
+
+
+def _data(rng, n=40, d=3, outputs=1):
+    X = rng.normal(size=(n, d)) * [1.0, 3.0, 0.5][:d]
+    Y = np.column_stack(
+        [np.sin(X[:, 0]) + 0.1 * rng.normal(size=n), X[:, 1] * X[:, 2]][:outputs]
+    )
+    return X, Y
+
+
+def _objective(X, Y, w, kernel, metric, k, alpha=0.0):
+    return LeaveOneOutObjective(
+        X, Y, w, kernel=kernel, metric=metric, n_components=k, alpha=alpha, n_jobs=None
+    )
+
+
+@pytest.mark.parametrize("metric, k", METRICS)
+@pytest.mark.parametrize("kernel", ["gaussian", "exponential"])
+@pytest.mark.parametrize("weights", ["none", "integer", "fractional"])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_gradient_matches_finite_differences(rng, metric, k, kernel, weights, outputs):
+    X, Y = _data(rng, outputs=outputs)
+    w = {
+        "none": np.ones(len(X)),
+        "integer": rng.integers(1, 4, len(X)).astype(float),
+        "fractional": rng.uniform(0.3, 3.0, len(X)),
+    }[weights]
+    obj = _objective(X, Y, w, kernel, metric, k, alpha=0.01)
+    x0 = rng.normal(size=obj.n_params) * 0.3
+    error = check_grad(lambda p: obj(p)[0], lambda p: obj(p)[1], x0)
+    assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
+
+
+def _plain_loo_loss(X, Y, w, kernel, bandwidth):
+    total = 0.0
+    for i in range(len(X)):
+        w_i = w.copy()
+        w_i[i] -= 1.0
+        keep = w_i > 0
+        pred, _ = nadaraya_watson(
+            X[keep], Y[keep], X[i : i + 1], kernel, bandwidth, w_i[keep]
+        )
+        total += w[i] * ((pred[0] - Y[i]) ** 2).sum()
+    tss = (w[:, None] * (Y - np.average(Y, axis=0, weights=w)) ** 2).sum()
+    return total / tss
+
+
+@pytest.mark.parametrize("metric, k", METRICS)
+@pytest.mark.parametrize("kernel", ["gaussian", "exponential"])
+def test_loss_matches_plain_loop(rng, metric, k, kernel):
+    X, Y = _data(rng, n=25, outputs=2)
+    w = rng.integers(1, 3, len(X)).astype(float)
+    obj = _objective(X, Y, w, kernel, metric, k)
+    params = rng.normal(size=obj.n_params) * 0.3
+    if metric == "full":
+        W = obj.components_from_params(params)
+        expected = _plain_loo_loss(X @ W.T, Y, w, kernel, 1.0)
+    else:
+        expected = _plain_loo_loss(X, Y, w, kernel, obj.bandwidth_from_params(params))
+    np.testing.assert_allclose(obj(params)[0], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("metric, k", METRICS)
+def test_weights_equal_repetition(rng, metric, k):
+    X, Y = _data(rng, n=30)
+    w = rng.integers(1, 4, len(X))
+    weighted = _objective(X, Y, w.astype(float), "gaussian", metric, k)
+    repeated = _objective(
+        np.repeat(X, w, axis=0),
+        np.repeat(Y, w, axis=0),
+        np.ones(w.sum()),
+        "gaussian",
+        metric,
+        k,
+    )
+    params = rng.normal(size=weighted.n_params) * 0.3
+    np.testing.assert_allclose(weighted.spread, repeated.spread, rtol=1e-12)
+    loss_w, grad_w = weighted(params)
+    loss_r, grad_r = repeated(params)
+    np.testing.assert_allclose(loss_w, loss_r, rtol=1e-10)
+    np.testing.assert_allclose(grad_w, grad_r, rtol=1e-8, atol=1e-12)
+
+    a = AttentionRegressor(metric=metric, n_components=k).fit(X, Y[:, 0], w)
+    b = AttentionRegressor(metric=metric, n_components=k).fit(
+        np.repeat(X, w, axis=0), np.repeat(Y[:, 0], w)
+    )
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-5)
+
+
+def test_minibatch_gradient_is_the_full_one_on_all_rows(rng):
+    X, Y = _data(rng)
+    obj = _objective(X, Y, np.ones(len(X)), "gaussian", "diagonal", None)
+    params = rng.normal(size=obj.n_params) * 0.3
+    full = obj(params)
+    every = obj(params, np.arange(len(X)))
+    np.testing.assert_allclose(every[0], full[0], rtol=1e-12)
+    np.testing.assert_allclose(every[1], full[1], rtol=1e-12)
+    halves = [obj(params, rows) for rows in (np.arange(0, 20), np.arange(20, 40))]
+    np.testing.assert_allclose(
+        np.mean([h[1] for h in halves], axis=0), full[1], rtol=1e-10
+    )
+
+
+def test_d2l_parametric_pooling_beats_the_untrained_kernel(rng):
+    # Dive into Deep Learning's toy problem: y = 2 sin(x) + x^0.8 + noise
+    x_train = np.sort(rng.uniform(0, 5, 50))
+    y_train = 2 * np.sin(x_train) + x_train**0.8 + rng.normal(0, 0.5, 50)
+    x_test = np.arange(0, 5, 0.1)
+    y_true = 2 * np.sin(x_test) + x_test**0.8
+    untrained = NadarayaWatsonRegressor(bandwidth=1.0).fit(x_train[:, None], y_train)
+    learned = AttentionRegressor(metric="isotropic", init="identity").fit(
+        x_train[:, None], y_train
+    )
+    assert learned.loss_curve_[-1] < learned.loss_curve_[0]
+    assert learned.bandwidth_[0] < 1.0  # a sharper kernel, as the book finds
+    mse_untrained = mean_squared_error(y_true, untrained.predict(x_test[:, None]))
+    mse_learned = mean_squared_error(y_true, learned.predict(x_test[:, None]))
+    assert mse_learned < mse_untrained
+
+
+def test_friedman1_informative_features_rank_first():
+    X, y = make_friedman1(n_samples=1000, n_features=10, noise=1.0, random_state=0)
+    for metric in ["diagonal", "full"]:
+        model = AttentionRegressor(metric=metric).fit(X, y)
+        np.testing.assert_allclose(model.feature_importances_.sum(), 1.0)
+        assert set(np.argsort(model.feature_importances_)[-5:]) == {0, 1, 2, 3, 4}
+    selected = SelectFromModel(AttentionRegressor(), threshold=0.02).fit(X, y)
+    assert set(np.flatnonzero(selected.get_support())) == {0, 1, 2, 3, 4}
+
+
+def test_learning_beats_the_rule_of_thumb_held_out():
+    X, y = make_friedman1(n_samples=600, n_features=10, noise=1.0, random_state=0)
+    X_test, y_test = make_friedman1(
+        n_samples=600, n_features=10, noise=1.0, random_state=1
+    )
+    learned = r2_score(y_test, AttentionRegressor().fit(X, y).predict(X_test))
+    rule = r2_score(
+        y_test, NadarayaWatsonRegressor(bandwidth="cv").fit(X, y).predict(X_test)
+    )
+    assert learned > rule + 0.05
+
+
+@pytest.mark.parametrize("metric", ["isotropic", "diagonal", "full"])
+def test_predict_uses_the_learned_metric(rng, metric):
+    X, Y = _data(rng)
+    model = AttentionRegressor(metric=metric).fit(X, Y[:, 0])
+    if metric == "full":
+        W = model.components_
+        expected, weights = nadaraya_watson(X @ W.T, Y, X[:5] @ W.T, "gaussian", 1.0)
+        assert not hasattr(model, "bandwidth_")
+    else:
+        expected, weights = nadaraya_watson(X, Y, X[:5], "gaussian", model.bandwidth_)
+        assert not hasattr(model, "components_")
+    np.testing.assert_allclose(model.predict(X[:5]), expected[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(
+        model.attention_weights(X[:5]), weights, rtol=1e-9, atol=1e-14
+    )
+    if metric == "isotropic":
+        assert np.all(model.bandwidth_ == model.bandwidth_[0])
+
+
+def test_minibatch_mode_learns(rng):
+    X, y = make_friedman1(n_samples=800, n_features=6, noise=0.5, random_state=0)
+    X_test, y_test = make_friedman1(
+        n_samples=500, n_features=6, noise=0.5, random_state=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = AttentionRegressor(batch_size=64, max_iter=150, random_state=0).fit(
+            X, y
+        )
+        again = AttentionRegressor(batch_size=64, max_iter=150, random_state=0).fit(
+            X, y
+        )
+    assert 1 <= model.n_iter_ <= 150 and len(model.loss_curve_) == model.n_iter_
+    start = r2_score(
+        y_test, NadarayaWatsonRegressor(bandwidth="cv").fit(X, y).predict(X_test)
+    )
+    assert r2_score(y_test, model.predict(X_test)) > start
+    np.testing.assert_array_equal(again.bandwidth_, model.bandwidth_)
+
+
+def test_minibatch_warns_when_max_iter_is_reached(rng):
+    X, Y = _data(rng)
+    with pytest.warns(ConvergenceWarning, match="mini-batch Adam reached max_iter=3"):
+        AttentionRegressor(batch_size=8, max_iter=3, random_state=0).fit(X, Y[:, 0])
+
+
+def test_convergence_warning_verbose_and_callback(rng, capsys):
+    X, Y = _data(rng)
+    seen = []
+    model = AttentionRegressor(
+        metric="full",
+        init="identity",
+        max_iter=2,
+        verbose=1,
+        callback=lambda params, n_iter: seen.append((params.shape, n_iter)),
+    )
+    with pytest.warns(ConvergenceWarning, match="L-BFGS-B stopped without converging"):
+        model.fit(X, Y[:, 0])
+    assert model.n_iter_ == 2
+    assert seen == [((3, 3), 0), ((3, 3), 1), ((3, 3), 2)]
+    out = capsys.readouterr().out
+    assert out.count("[AttentionRegressor] iter") == 3 and "loss" in out
+
+
+def test_warm_start_continues(rng):
+    X, Y = _data(rng, n=60)
+    model = AttentionRegressor(warm_start=True, max_iter=3)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, Y[:, 0])
+    first = model.loss_curve_[-1]
+    model.set_params(max_iter=100)
+    model.fit(X, Y[:, 0])
+    assert model.loss_curve_[0] == pytest.approx(first, rel=1e-12)
+    cold = AttentionRegressor(max_iter=100).fit(X, Y[:, 0])
+    assert cold.loss_curve_[0] > first
+
+
+@pytest.mark.parametrize("init", ["scott", "cv", "identity", "pca", "auto"])
+def test_every_init_gives_a_finite_fit(rng, init):
+    X, Y = _data(rng)
+    metric = "full" if init == "pca" else "diagonal"
+    model = AttentionRegressor(
+        metric=metric, init=init, n_components=2 if init == "pca" else None
+    )
+    model.fit(X, Y[:, 0])
+    assert np.isfinite(model.loss_curve_).all()
+    assert model.loss_curve_[-1] <= model.loss_curve_[0]
+
+
+def test_array_init(rng):
+    X, Y = _data(rng)
+    model = AttentionRegressor(metric="diagonal", init=[1.0, 2.0, 0.5], max_iter=1)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, Y[:, 0])
+    obj = _objective(X, Y[:, :1], np.ones(len(X)), "gaussian", "diagonal", None)
+    assert model.loss_curve_[0] == pytest.approx(
+        obj(obj.params_from_bandwidth([1.0, 2.0, 0.5]))[0]
+    )
+    eye = AttentionRegressor(
+        metric="full", init=np.eye(2, 3), n_components=2, max_iter=1
+    )
+    with pytest.warns(ConvergenceWarning):
+        eye.fit(X, Y[:, 0])
+    assert eye.components_.shape == (2, 3)
+
+
+def test_float32_pandas_pickle_clone(rng):
+    import pandas as pd
+
+    X, Y = _data(rng)
+    model = AttentionRegressor().fit(X.astype(np.float32), Y[:, 0])
+    assert model.predict(X.astype(np.float32)).dtype == np.float32
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    fitted = AttentionRegressor(metric="full").fit(frame, Y)
+    np.testing.assert_array_equal(fitted.feature_names_in_, ["a", "b", "c"])
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(frame), fitted.predict(frame))
+    assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_pipeline_grid_search():
+    X, y = make_friedman1(n_samples=200, n_features=6, noise=0.5, random_state=0)
+    grid = GridSearchCV(
+        make_pipeline(StandardScaler(), AttentionRegressor()),
+        {
+            "attentionregressor__metric": ["isotropic", "diagonal"],
+            "attentionregressor__alpha": [0.0, 0.01],
+        },
+        cv=3,
+        n_jobs=2,
+    ).fit(X, y)
+    assert grid.best_params_["attentionregressor__metric"] == "diagonal"
+    assert grid.best_score_ > 0.6
+
+
+def test_n_jobs_gives_the_same_fit(rng):
+    X, Y = _data(rng, n=300)
+    one = AttentionRegressor(n_jobs=1).fit(X, Y[:, 0])
+    two = AttentionRegressor(n_jobs=2).fit(X, Y[:, 0])
+    np.testing.assert_allclose(two.bandwidth_, one.bandwidth_, rtol=1e-6)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", ["tophat", "epanechnikov", "linear", "cosine"])
+def test_compact_kernels_are_rejected(rng, kernel):
+    X, Y = _data(rng)
+    with pytest.raises(ValueError, match=re.escape(f"got kernel={kernel!r}")):
+        AttentionRegressor(kernel=kernel).fit(X, Y[:, 0])
+
+
+def test_bad_init_and_components(rng):
+    X, Y = _data(rng)
+    y = Y[:, 0]
+    with pytest.raises(ValueError, match="init='pca' needs metric='full'"):
+        AttentionRegressor(init="pca").fit(X, y)
+    with pytest.raises(ValueError, match="n_components=4 must not exceed"):
+        AttentionRegressor(metric="full", n_components=4).fit(X, y)
+    with pytest.raises(ValueError, match="needs n_components equal to"):
+        AttentionRegressor(metric="full", n_components=2, init="scott").fit(X, y)
+    with pytest.raises(
+        ValueError, match=re.escape("expects a projection of shape (3, 3)")
+    ):
+        AttentionRegressor(metric="full", init=np.eye(2)).fit(X, y)
+    with pytest.raises(ValueError, match="expects one bandwidth or one per feature"):
+        AttentionRegressor(init=[1.0, 2.0]).fit(X, y)
+    with pytest.raises(ValueError, match="init bandwidths must be positive"):
+        AttentionRegressor(init=[1.0, -2.0, 1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="takes a single bandwidth"):
+        AttentionRegressor(metric="isotropic", init=[1.0, 2.0, 3.0]).fit(X, y)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        AttentionRegressor().fit(np.where(X > 2, np.nan, X), y)
+    w = np.zeros(len(y))
+    w[0] = 1.0
+    with pytest.raises(ValueError, match="needs a total sample weight above 1"):
+        AttentionRegressor().fit(X, y, w)
+    with pytest.raises(ValueError, match="'metric' parameter of AttentionRegressor"):
+        AttentionRegressor(metric="mahalanobis").fit(X, y)
