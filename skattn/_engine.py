@@ -50,8 +50,15 @@ __all__ = [
 _CACHE_CHUNK_BYTES = 2 * 2**20
 _MIN_CHUNK_ROWS = 8
 # Rows whose distance GEMM may err by more than this (in squared bandwidths) are
-# recomputed exactly: data many bandwidths away from the keys' centre.
-_RELATIVE_DISTANCE_ERROR = 1e-9
+# recomputed exactly: data many bandwidths away from the keys' centre. float32 is
+# held to 1e5 eps (about 1% of a squared bandwidth): a tighter bound would send
+# ordinary float32 data down the exact path.
+_DISTANCE_ERROR_FLOOR = 1e-9
+_DISTANCE_ERROR_EPS = 1e5
+
+
+def _max_distance_error(dtype):
+    return max(_DISTANCE_ERROR_FLOOR, _DISTANCE_ERROR_EPS * np.finfo(dtype).eps)
 
 
 def softmax(logits, axis=-1, out=None):
@@ -158,6 +165,7 @@ class _Keys:
         self.values_min = values.min(axis=0)
         self.values_max = values.max(axis=0)
         self.tiny = np.sqrt(np.finfo(dtype).tiny)
+        self.max_distance_error = _max_distance_error(dtype)
 
     @property
     def n_keys(self):
@@ -245,7 +253,7 @@ def _exact_squared_distances(keys, q_rows, q_raw, out):
                 # every key whose weight can be non-zero next to the nearest one
                 limit = (np.sqrt(lowest) + 750.0) ** 2 + margin[r]
             near = np.flatnonzero(out[r] <= limit)
-            if len(near) > 1 or margin[r] > _RELATIVE_DISTANCE_ERROR:
+            if len(near) > 1 or margin[r] > keys.max_distance_error:
                 diff = (keys.raw[near] - q_raw[r]) * keys.scale
                 out[r, near] = np.sort(diff * diff, axis=1).sum(axis=1)
     return out
@@ -361,7 +369,7 @@ def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
         )
 
     own = np.arange(s.start, s.stop) if loo else None
-    inexact = _distance_error_bound(keys, qz) > _RELATIVE_DISTANCE_ERROR
+    inexact = _distance_error_bound(keys, qz) > keys.max_distance_error
     out[s] = finish_chunk(
         keys,
         e,

@@ -168,3 +168,27 @@ def test_exact_weights_ignores_keys_without_weight():
 def test_queries_must_be_none_in_leave_one_out():
     with pytest.raises(ValueError, match="queries must be None"):
         attention_pool(np.ones((2, 1)), np.ones((2, 1)), np.ones((2, 1)), loo=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ordinary_data_stays_on_the_fast_path(rng, dtype, monkeypatch):
+    # Standardised data at a smallish bandwidth must not be sent to the exact path
+    # (that would be correct but many times slower).
+    X = rng.normal(size=(400, 8)).astype(dtype)
+    y = rng.normal(size=(400, 1)).astype(dtype)
+    calls = []
+    original = engine.exact_weights
+    monkeypatch.setattr(
+        engine, "exact_weights", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    attention_pool(X, X, y, scale=np.full(8, 1 / 0.3))
+    assert calls == []
+
+
+def test_rows_far_from_the_centre_are_recomputed_exactly():
+    # Keys at 0 and a query on them, 1e7 bandwidths from the keys' centre: the
+    # distance GEMM alone would miss K(0) = 1 by about 5%.
+    X = np.array([[0.0]] * 9 + [[0.6875]])
+    V = np.array([[0.0]] + [[1.0]] * 9)
+    got = attention_pool(np.array([[0.0]]), X, V, kernel="cosine", scale=[1e8])
+    np.testing.assert_allclose(got, [[8 / 9]], rtol=1e-12)
