@@ -13,6 +13,9 @@ import skattn
 from skattn.utils.discovery import all_estimators
 from tests._instances import instances
 
+# The instances learn with a small max_iter, so their fits may warn by design.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.mark.parametrize("estimator", instances(), ids=repr)
 def test_parameters_and_attributes_documented(estimator):
