@@ -45,3 +45,19 @@ def nadaraya_watson(X_train, y_train, X_query, kernel, bandwidth, sample_weight=
         for i in range(n):
             out[a] += weights[a, i] * Y[i]
     return out, weights
+
+
+def leave_one_out(X_train, y_train, kernel, bandwidth, sample_weight):
+    """Leave-one-out predictions by loops: row i keeps w_i - 1 copies of itself."""
+    w = np.asarray(sample_weight, dtype=float)
+    Y = np.asarray(y_train, dtype=float).reshape(len(X_train), -1)
+    out = np.zeros_like(Y)
+    for i in range(len(X_train)):
+        w_i = w.copy()
+        w_i[i] -= 1.0
+        keep = w_i > 0
+        pred, _ = nadaraya_watson(
+            X_train[keep], Y[keep], X_train[i : i + 1], kernel, bandwidth, w_i[keep]
+        )
+        out[i] = pred[0]
+    return out
