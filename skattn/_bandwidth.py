@@ -85,14 +85,14 @@ def rule_of_thumb(X, sample_weight, rule="scott"):
     n = float(np.sum(sample_weight))
     if rule == "scott":
         factor = n ** (-1.0 / (n_features + 4))
-        return np.maximum(weighted_spread(X, sample_weight) * factor, MIN_BANDWIDTH)
-    if rule == "silverman":
+    elif rule == "silverman":
         factor = (n * (n_features + 2) / 4.0) ** (-1.0 / (n_features + 4))
-        spread = weighted_spread(X, sample_weight, robust=True)
-        return np.maximum(spread * factor, MIN_BANDWIDTH)
-    raise ValueError(
-        f"Unknown rule of thumb {rule!r}; expected 'scott' or 'silverman'."
-    )
+    else:
+        raise ValueError(
+            f"Unknown rule of thumb {rule!r}; expected 'scott' or 'silverman'."
+        )
+    spread = weighted_spread(X, sample_weight, robust=rule == "silverman")
+    return np.maximum(spread * factor, MIN_BANDWIDTH)
 
 
 class _LeaveOneOutError:

@@ -38,10 +38,12 @@ from skattn._kernels import get_kernel
 __all__ = [
     "attention_pool",
     "chunk_rows",
+    "exact_rows",
     "exact_weights",
     "finish_chunk",
     "map_slices",
     "softmax",
+    "unnormalised_weights",
 ]
 
 # Query rows per chunk are chosen so that one chunk of the query-by-key matrix stays
@@ -350,31 +352,45 @@ def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
     return result
 
 
-def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
-    e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
-    kernel = keys.kernel
-    if kernel.name == "gaussian":
-        np.matmul(_augment_queries(qz), keys.aug_t, out=e)
+def unnormalised_weights(keys, qz, out, sq_out=None):
+    """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``.
+
+    The logits ``log K + log w`` are at most 0 (the softmax shift is their provable
+    upper bound, see the module's notes). For the Gaussian kernel they come straight
+    out of one GEMM; other kernels go through the scaled squared distances, which
+    are kept in ``sq_out`` when it is given. Returns ``out``.
+    """
+    if keys.kernel.name == "gaussian":
+        np.matmul(_augment_queries(qz), keys.aug_t, out=out)
     else:
-        _squared_distances(keys, qz, e)
-        kernel.log_kernel(e, e)
+        sq = _squared_distances(keys, qz, out if sq_out is None else sq_out)
+        keys.kernel.log_kernel(sq, out)
         if not keys.uniform:
-            e += keys.log_w
-    np.exp(e, out=e)
+            out += keys.log_w
+    return np.exp(out, out=out)
+
+
+def exact_rows(keys, qz, q_raw):
+    """The ``sq_rows`` of :func:`finish_chunk` for a chunk of queries: the exact
+    squared distances of some of its rows (``qz`` scaled, ``q_raw`` as given)."""
 
     def sq_rows(rows):
-        q_raw = keys.raw[s][rows] if loo else queries_raw[rows]
-        return _exact_squared_distances(
-            keys, qz[rows], q_raw, np.empty((len(rows), keys.n_keys), keys.dtype)
-        )
+        out = np.empty((len(rows), keys.n_keys), keys.dtype)
+        return _exact_squared_distances(keys, qz[rows], q_raw[rows], out)
 
+    return sq_rows
+
+
+def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
+    e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
+    unnormalised_weights(keys, qz, e)
     own = np.arange(s.start, s.stop) if loo else None
     inexact = _distance_error_bound(keys, qz) > keys.max_distance_error
     out[s] = finish_chunk(
         keys,
         e,
         own,
-        sq_rows,
+        exact_rows(keys, qz, keys.raw[s] if loo else queries_raw),
         normalize=weights_out is not None,
         inexact=inexact if inexact.any() else None,
     )

@@ -29,13 +29,12 @@ import numpy as np
 
 from skattn._bandwidth import weighted_spread
 from skattn._engine import (
-    _augment_queries,
-    _exact_squared_distances,
     _Keys,
-    _squared_distances,
     chunk_rows,
+    exact_rows,
     finish_chunk,
     map_slices,
+    unnormalised_weights,
     weighted_mean,
 )
 from skattn._kernels import get_kernel
@@ -208,27 +207,19 @@ class LeaveOneOutObjective:
         e_buf = np.empty((rows, n))
         b_buf = np.empty((rows, n))
         gaussian = self.kernel.name == "gaussian"
+        # other kernels' gradients need the squared distances: kept, not recomputed
+        sq_buf = None if gaussian else np.empty((rows, n))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, len(queries), rows):
                 own = queries[start : start + rows]
                 m = len(own)
                 qz = keys.z[own]
                 e = e_buf[:m]
-                if gaussian:
-                    np.matmul(_augment_queries(qz), keys.aug_t, out=e)
-                else:
-                    _squared_distances(keys, qz, e)
-                    self.kernel.log_kernel(e, e)
-                    if not keys.uniform:
-                        e += keys.log_w
-                np.exp(e, out=e)
-
-                def sq_rows(bad, qz=qz, own=own):
-                    return _exact_squared_distances(
-                        keys, qz[bad], keys.raw[own[bad]], np.empty((len(bad), n))
-                    )
-
-                pooled = finish_chunk(keys, e, own, sq_rows, normalize=True)
+                sq = None if gaussian else sq_buf[:m]
+                unnormalised_weights(keys, qz, e, sq_out=sq)
+                pooled = finish_chunk(
+                    keys, e, own, exact_rows(keys, qz, keys.raw[own]), normalize=True
+                )
                 residual = pooled - self.Y[own]
                 w_q = self.w[own]
                 loss += float(w_q @ np.einsum("ij,ij->i", residual, residual))
@@ -240,7 +231,6 @@ class LeaveOneOutObjective:
                 if gaussian:
                     A *= -w_q[:, None]  # 2 * (-1/2)
                 else:
-                    sq = _squared_distances(keys, qz, e)  # the weights are used up
                     dk = self.kernel.dlog_dsq(sq)
                     dk[sq == 0] = 0.0  # no distance, no gradient (zero differences)
                     A *= dk
