@@ -67,7 +67,10 @@ class AttentionRegressor(_AttentionPoolingRegressor):
         - "identity": bandwidths of 1, or the (truncated) identity projection.
         - "pca": for "full" only: the leading principal directions, each scaled by
           its Scott bandwidth.
-        - "auto": "pca" for "full" with fewer components than features, else "cv".
+        - "auto": "pca" for "full" with fewer components than features; else "cv"
+          for full-batch fits and "scott" in mini-batch mode (``batch_size`` set),
+          where the O(n^2) leave-one-out search of "cv" would cost more than the
+          fit itself.
         - an array: bandwidths (one, or one per feature) or a projection of shape
           (n_components, n_features).
 
@@ -77,6 +80,11 @@ class AttentionRegressor(_AttentionPoolingRegressor):
     alpha : float, default=0.0
         L2 penalty on the learned parameters: the log-bandwidths in units of each
         feature's standard deviation, or the projection of the standardised features.
+        The "diagonal" and "isotropic" metrics rarely need it. "full" has
+        n_components * n_features parameters and can overfit the leave-one-out
+        loss on small or noisy data (on load_diabetes, 442 rows, its 5-fold R^2
+        rises from 0.04 at alpha=0 to 0.48 at alpha=1e-2); tune alpha between
+        about 1e-4 and 1e-2 by cross-validation there.
 
     max_iter : int, default=100
         Maximum number of L-BFGS-B iterations, or of mini-batch steps when
@@ -334,7 +342,10 @@ class AttentionRegressor(_AttentionPoolingRegressor):
         if not isinstance(init, str):
             return self._params_from_array(objective, init)
         if init == "auto":
-            init = "pca" if full and objective.n_components < n_features else "cv"
+            if full and objective.n_components < n_features:
+                init = "pca"
+            else:
+                init = "cv" if self.batch_size is None else "scott"
         if init == "pca":
             if not full:
                 raise ValueError(

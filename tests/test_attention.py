@@ -244,6 +244,24 @@ def test_every_init_gives_a_finite_fit(rng, init):
     assert model.loss_curve_[-1] <= model.loss_curve_[0]
 
 
+@pytest.mark.parametrize(
+    ("batch_size", "expected"), [(None, "cv"), (8, "scott")], ids=["full", "batch"]
+)
+def test_auto_init_skips_the_quadratic_cv_search_in_minibatch_mode(
+    rng, batch_size, expected
+):
+    X, Y = _data(rng)
+    params = dict(batch_size=batch_size, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = AttentionRegressor(init="auto", **params).fit(X, Y[:, 0])
+        chosen = AttentionRegressor(init=expected, **params).fit(X, Y[:, 0])
+        other = "scott" if expected == "cv" else "cv"
+        not_chosen = AttentionRegressor(init=other, **params).fit(X, Y[:, 0])
+    assert auto.loss_curve_[0] == chosen.loss_curve_[0]
+    assert auto.loss_curve_[0] != not_chosen.loss_curve_[0]
+
+
 def test_array_init(rng):
     X, Y = _data(rng)
     model = AttentionRegressor(metric="diagonal", init=[1.0, 2.0, 0.5], max_iter=1)
