@@ -4,6 +4,12 @@
 
 from skattn._attention import AttentionRegressor
 from skattn._nadaraya_watson import NadarayaWatsonRegressor
+from skattn._pooling import AttentionPooling
 from skattn._version import __version__
 
-__all__ = ["AttentionRegressor", "NadarayaWatsonRegressor", "__version__"]
+__all__ = [
+    "AttentionPooling",
+    "AttentionRegressor",
+    "NadarayaWatsonRegressor",
+    "__version__",
+]

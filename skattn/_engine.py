@@ -28,6 +28,7 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 
 import numpy as np
 from joblib import effective_n_jobs
+from scipy.special import entr
 from sklearn import get_config
 from sklearn.utils import gen_even_slices
 from sklearn.utils.parallel import Parallel, delayed
@@ -128,6 +129,7 @@ class _Keys:
         if np.any(w <= 0):
             raise ValueError("The engine's key weights must be positive.")
         w_max = w.max()
+        self.w = w
         # Weights relative to the largest, so that every log-weight is <= 0.
         self.log_w = np.log(w / w_max).astype(dtype)
         self.uniform = bool(np.all(w == w_max))  # every log-weight is 0
@@ -381,7 +383,28 @@ def exact_rows(keys, qz, q_raw):
     return sq_rows
 
 
-def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
+def _concentration(keys, e, own):
+    """Entropy and effective number of keys of normalised weights ``e``, counting
+    a key of weight ``w`` as ``w`` copies (each gets ``1 / w`` of its attention):
+    ``-sum_j p_j log(p_j / w_j)`` and ``1 / sum_j p_j^2 / w_j``. In leave-one-out
+    mode a row's own key counts as ``w - 1`` copies."""
+    inverse_w = (1.0 / keys.w).astype(e.dtype)
+    log_w = np.log(keys.w).astype(e.dtype)
+    sum_sq = np.einsum("ij,ij->i", e, e * inverse_w)
+    entropy = entr(e).sum(axis=1) + e @ log_w
+    if own is not None:
+        p = e[np.arange(len(own)), own]
+        kept = p > 0  # weight w - 1 > 0
+        w_own = keys.w[own[kept]]
+        sum_sq[kept] += p[kept] ** 2 * (1.0 / (w_own - 1.0) - 1.0 / w_own)
+        entropy[kept] += p[kept] * (np.log(w_own - 1.0) - np.log(w_own))
+    stats = np.empty((len(e), 2), dtype=e.dtype)
+    stats[:, 0] = np.maximum(entropy, 0.0)
+    stats[:, 1] = 1.0 / sum_sq
+    return stats
+
+
+def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out):
     e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
     unnormalised_weights(keys, qz, e)
     own = np.arange(s.start, s.stop) if loo else None
@@ -391,12 +414,14 @@ def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out):
         e,
         own,
         exact_rows(keys, qz, keys.raw[s] if loo else queries_raw),
-        normalize=weights_out is not None,
+        normalize=weights_out is not None or stats_out is not None,
         inexact=inexact if inexact.any() else None,
     )
+    if stats_out is not None:
+        stats_out[s] = _concentration(keys, e, own)
 
 
-def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
+def _pool_slice(keys, queries, s, loo, rows, out, weights_out, stats_out):
     buffer = None
     if weights_out is None:
         buffer = np.empty((min(rows, s.stop - s.start), keys.n_keys), keys.dtype)
@@ -407,7 +432,7 @@ def _pool_slice(keys, queries, s, loo, rows, out, weights_out):
             c = slice(start, min(start + rows, s.stop))
             raw = None if loo else np.asarray(queries[c])
             qz = keys.z[c] if loo else keys.transform_queries(raw)
-            _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out)
+            _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out, stats_out)
 
 
 def map_slices(func, n_items, rows, n_jobs):
@@ -438,6 +463,7 @@ def attention_pool(
     loo=False,
     n_jobs=None,
     return_weights=False,
+    return_stats=False,
     dtype=None,
 ):
     """Kernel attention pooling of ``values`` for every query.
@@ -462,6 +488,10 @@ def attention_pool(
         Threads over chunks of queries.
     return_weights : bool, default=False
         Also return the dense (n_queries, n_keys) weight matrix.
+    return_stats : bool, default=False
+        Also return, for every query, the entropy of its weights (in nats) and the
+        effective number of keys ``1 / sum_j p_j^2``, a key of weight ``w`` counting
+        as ``w`` copies.
     dtype : dtype, default=None
         Working dtype (float32 or float64); None means that of ``keys``.
 
@@ -470,6 +500,8 @@ def attention_pool(
     pooled : ndarray of shape (n_queries, n_outputs)
     weights : ndarray of shape (n_queries, n_keys)
         Only if ``return_weights``.
+    stats : ndarray of shape (n_queries, 2)
+        Only if ``return_stats``: entropy and effective number of keys.
     """
     kernel = get_kernel(kernel)
     keys = np.asarray(keys)
@@ -490,14 +522,18 @@ def attention_pool(
     weights = (
         np.empty((n_queries, prepared.n_keys), dtype=dtype) if return_weights else None
     )
+    stats = np.empty((n_queries, 2), dtype=dtype) if return_stats else None
     if n_queries:
         rows = chunk_rows(prepared.n_keys, dtype.itemsize)
         map_slices(
-            lambda s: _pool_slice(prepared, queries, s, loo, rows, out, weights),
+            lambda s: _pool_slice(prepared, queries, s, loo, rows, out, weights, stats),
             n_queries,
             rows,
             n_jobs,
         )
+    result = (out,)
     if return_weights:
-        return out, weights
-    return out
+        result += (weights,)
+    if return_stats:
+        result += (stats,)
+    return result if len(result) > 1 else out

@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from skattn import AttentionRegressor, NadarayaWatsonRegressor
+from skattn import AttentionPooling, AttentionRegressor, NadarayaWatsonRegressor
 
 INIT_PARAMS = {
     NadarayaWatsonRegressor: [
@@ -22,6 +22,19 @@ INIT_PARAMS = {
         {"metric": "full", "max_iter": 20, "tol": 1e-8},
         {"kernel": "exponential", "alpha": 0.01, "max_iter": 20, "tol": 1e-8},
         {"batch_size": 16, "max_iter": 30, "random_state": 0},
+    ],
+    AttentionPooling: [
+        {},
+        {"values": "features"},
+        {
+            "values": "both",
+            "bandwidth": ["scott", 1.0],
+            "return_entropy": True,
+            "return_n_effective": True,
+        },
+        {"kernel": "epanechnikov", "bandwidth": "cv", "cv": 3},
+        {"learn_bandwidth": True, "bandwidth_scales": [0.5, 2.0]},
+        {"target_type": "continuous", "n_jobs": 2},
     ],
 }
 

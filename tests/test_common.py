@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skattn import AttentionRegressor
+from skattn import AttentionPooling, AttentionRegressor
 from skattn.utils.discovery import all_estimators
 from tests._instances import INIT_PARAMS, instances
 
@@ -31,6 +31,18 @@ def _expected_failed_checks(estimator):
                 "the full-batch objective and that the mini-batch gradient estimates "
                 "the full one"
             ),
+        }
+    if isinstance(estimator, AttentionPooling) and estimator.values != "target":
+        # Cross-fitted targets differ from fit().transform() too, but not beyond the
+        # checks' atol of 1e-2 on their well-separated blobs; left-out features do.
+        reason = (
+            "by design, fit_transform leaves each row out of its own keys (and "
+            "cross-fits target values), so it differs from fit().transform(); "
+            "tests/test_pooling.py checks both paths against references"
+        )
+        return {
+            "check_transformer_general": reason,
+            "check_transformer_data_not_an_array": reason,
         }
     return {}
 

@@ -1,0 +1,638 @@
+"""Attention-pooled values as features for any downstream model."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from skattn._attention import AttentionRegressor
+from skattn._bandwidth import cv_bandwidth, rule_of_thumb
+from skattn._engine import attention_pool
+from skattn._kernels import KERNELS
+from skattn._learning import LEARNABLE_KERNELS
+from skattn._nadaraya_watson import check_bandwidth
+from skattn.utils._sklearn_compat import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_sample_weight,
+    validate_data,
+)
+
+__all__ = ["AttentionPooling"]
+
+_RULES = ("scott", "silverman", "cv")
+
+
+def _head_specs(bandwidth):
+    """The bandwidth of each head: a list of rules, numbers or per-feature arrays."""
+    if isinstance(bandwidth, (list, tuple)):
+        if len(bandwidth) == 0:
+            raise ValueError("bandwidth is an empty list; give at least one head.")
+        return list(bandwidth)
+    return [bandwidth]
+
+
+def _check_spec(spec, n_features):
+    if isinstance(spec, str):
+        if spec not in _RULES:
+            raise ValueError(
+                f"A head's bandwidth must be a positive float, an array of "
+                f"{n_features} positive floats or one of {_RULES}; got {spec!r}."
+            )
+        return spec
+    return check_bandwidth(spec, n_features)
+
+
+class AttentionPooling(TransformerMixin, BaseEstimator):
+    """Attention-pooled training targets and features, as features.
+
+    ``fit`` stores the training rows as keys, with their targets and/or features as
+    values; ``transform`` returns, for every query row, the kernel attention pooling
+    of those values over the stored rows (the Nadaraya-Watson average), for one or
+    more heads of different bandwidths. It is the retrieval feature of recent
+    tabular deep-learning models (TabR, ModernNCA), ready for any scikit-learn
+    model in a :class:`~sklearn.pipeline.Pipeline`.
+
+    Parameters
+    ----------
+    values : {"target", "features", "both"}, default="target"
+        What is pooled.
+
+        - "target": the training targets (``y`` is required). A continuous target
+          gives one column per output; a classification target (binary or
+          multiclass) gives one column per class, the pooled class distribution.
+        - "features": the training rows' features (kernel smoothing of ``X``), one
+          column per feature.
+        - "both": the target columns, then the feature columns.
+
+    kernel : {"gaussian", "tophat", "epanechnikov", "exponential", "linear", \
+            "cosine"}, default="gaussian"
+        The kernel, as in :class:`NadarayaWatsonRegressor`.
+
+    bandwidth : float, ndarray of shape (n_features,), {"scott", "silverman", \
+            "cv"} or list of them, default="scott"
+        Each head's bandwidth, as :class:`NadarayaWatsonRegressor` takes it. A list
+        makes one head per element (multi-scale pooling, like the heads of
+        multi-head attention): ``[0.5, 1.0, 2.0]`` is three heads of scalar
+        bandwidths. A per-feature bandwidth is a NumPy array, or a list inside the
+        list. "cv" needs ``y``.
+
+    bandwidth_scales : float or list of float, default=None
+        Multipliers of every head's bandwidth: the heads are every pair of
+        ``bandwidth`` and scale, bandwidth first. ``bandwidth="scott",
+        bandwidth_scales=[0.5, 1, 2]`` gives three heads at half, once and twice
+        Scott's rule. None means ``[1.0]``.
+
+    learn_bandwidth : bool, default=False
+        Learn one bandwidth per feature for each head with the objective of
+        :class:`AttentionRegressor` (``metric="diagonal"``: the leave-one-out
+        squared error of the pooled targets, the one-hot classes for a
+        classification target), starting from the head's bandwidth. Needs ``y`` and
+        a kernel that can be learned ("gaussian" or "exponential"). Heads started
+        apart can end at the same optimum.
+
+    target_type : {"auto", "continuous", "binary", "multiclass"}, default="auto"
+        How ``y`` is read. "auto" uses
+        :func:`~sklearn.utils.multiclass.type_of_target`: integer or string labels
+        are classes (one column per class), floats are continuous, a 2-D target is
+        several continuous outputs (a multilabel indicator matrix pools each label's
+        frequency). Set "continuous" to pool integer targets as numbers.
+
+    cv : int, cross-validation generator or iterable, default=5
+        The cross-fitting of :meth:`fit_transform` for target values. An int is the
+        number of folds of a :class:`~sklearn.model_selection.KFold`
+        (:class:`~sklearn.model_selection.StratifiedKFold` for classes); a splitter
+        or an iterable of (train, test) index pairs must put every row in exactly
+        one test fold.
+
+    shuffle : bool, default=True
+        Whether an int ``cv`` shuffles the rows before splitting.
+
+    random_state : int, RandomState instance or None, default=None
+        The shuffling of an int ``cv`` with ``shuffle=True``. Pass an int for
+        reproducible output of :meth:`fit_transform`.
+
+    return_entropy : bool, default=False
+        Add, for each head, the entropy of the query's attention weights (in nats):
+        0 when it attends to one training row, ``log n`` when it attends uniformly.
+
+    return_n_effective : bool, default=False
+        Add, for each head, the effective number of training rows the query attends
+        to, ``1 / sum_i p_i^2`` (a row of sample weight ``w`` counting as ``w``
+        rows): a measure of how much data supports the pooled values, useful for
+        uncertainty-aware downstream models.
+
+    n_jobs : int, default=None
+        Threads over chunks of query rows (and of training rows for "cv").
+        ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
+        means all processors.
+
+    Attributes
+    ----------
+    bandwidths_ : ndarray of shape (n_heads, n_features)
+        Each head's bandwidth per feature, from the data ``fit`` saw.
+
+    target_type_ : str or None
+        "continuous", "binary" or "multiclass"; None when ``y`` was not used.
+
+    classes_ : ndarray of shape (n_classes,)
+        The classes of a binary or multiclass target.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    NadarayaWatsonRegressor : The same pooling of the targets, as a regressor.
+    sklearn.preprocessing.TargetEncoder : Cross-fitted target statistics of
+        categories.
+
+    Notes
+    -----
+    For a query :math:`q`, head :math:`h` outputs
+
+    .. math::
+
+        \\sum_i \\operatorname{softmax}_i\\big(\\log K(\\|(q - x_i) / h\\|)
+            + \\log w_i\\big) \\, v_i,
+
+    with :math:`v_i` the target (one-hot classes) and/or the features of training
+    row :math:`i` and :math:`w_i` its sample weight. The computation is the chunked,
+    numerically stable engine of :class:`NadarayaWatsonRegressor`.
+
+    **fit_transform differs from fit(X, y).transform(X).** On its own training
+    rows, ``transform`` would pool each row's own target into its feature: a
+    downstream model would learn to trust a feature that is partly the answer.
+    So, like :class:`~sklearn.preprocessing.TargetEncoder`, ``fit_transform``
+    cross-fits the target values: each row is encoded by a model fitted on the
+    other folds (its bandwidths chosen there too), which never saw its target.
+    Feature values need no cross-fitting, but ``fit_transform`` leaves each row out
+    of its own keys (a row of sample weight ``w`` keeps ``w - 1`` copies), as do
+    the entropy and effective number of rows. A
+    :class:`~sklearn.pipeline.Pipeline` calls ``fit_transform`` on the training
+    data and ``transform`` on new data, which is what these are for.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skattn import AttentionPooling
+    >>> X, y = make_friedman1(n_samples=500, random_state=0)
+    >>> pooling = AttentionPooling(learn_bandwidth=True, random_state=0)
+    >>> pooling.fit(X, y).get_feature_names_out().tolist()
+    ['head0_target']
+    >>> ridge = cross_val_score(Ridge(), X, y).mean()
+    >>> pooled = cross_val_score(make_pipeline(pooling, Ridge()), X, y).mean()
+    >>> print(f"Ridge {ridge:.2f}, on attention-pooled targets {pooled:.2f}")
+    Ridge 0.75, on attention-pooled targets 0.92
+    """
+
+    _parameter_constraints: dict = {
+        "values": [StrOptions({"target", "features", "both"})],
+        "kernel": [StrOptions(set(KERNELS))],
+        "bandwidth": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions(set(_RULES)),
+            "array-like",
+            list,
+            tuple,
+        ],
+        "bandwidth_scales": [
+            Interval(Real, 0, None, closed="neither"),
+            "array-like",
+            None,
+        ],
+        "learn_bandwidth": ["boolean"],
+        "target_type": [StrOptions({"auto", "continuous", "binary", "multiclass"})],
+        "cv": ["cv_object"],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "return_entropy": ["boolean"],
+        "return_n_effective": ["boolean"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        values="target",
+        kernel="gaussian",
+        bandwidth="scott",
+        *,
+        bandwidth_scales=None,
+        learn_bandwidth=False,
+        target_type="auto",
+        cv=5,
+        shuffle=True,
+        random_state=None,
+        return_entropy=False,
+        return_n_effective=False,
+        n_jobs=None,
+    ):
+        self.values = values
+        self.kernel = kernel
+        self.bandwidth = bandwidth
+        self.bandwidth_scales = bandwidth_scales
+        self.learn_bandwidth = learn_bandwidth
+        self.target_type = target_type
+        self.cv = cv
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.return_entropy = return_entropy
+        self.return_n_effective = return_n_effective
+        self.n_jobs = n_jobs
+
+    # -- fitting -------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Store the training rows as keys and their targets and/or features as values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (the keys).
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Target values. Needed for target values, "cv" bandwidths and
+            ``learn_bandwidth``; otherwise ignored.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights acting as repetition. Rows of zero weight get no
+            attention.
+
+        Returns
+        -------
+        self : object
+            Fitted transformer.
+        """
+        self._fit(X, y, sample_weight)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, and transform the training rows without leaking their own targets.
+
+        Target values are cross-fitted (every row is encoded by a model fitted on
+        the other folds of ``cv``), and every row is left out of its own keys for
+        feature values and the weight statistics. This differs from
+        ``fit(X, y).transform(X)``; see the Notes of the class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (the keys).
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Target values. Needed for target values, "cv" bandwidths and
+            ``learn_bandwidth``; otherwise ignored.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights acting as repetition.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_features_out)
+            The pooled values of every head, in the dtype of ``X``.
+        """
+        X, y, T, w = self._fit(X, y, sample_weight)
+        n = X.shape[0]
+        kept = np.flatnonzero(w > 0)
+        dropped = np.flatnonzero(w == 0)
+        blocks = []
+        if self._pool_target:
+            blocks.append(self._cross_fitted_targets(X, y, T, w))
+        if self._pool_features or self._n_stats:
+            loo_parts = []
+            for bandwidth in self.bandwidths_:
+                part = np.empty((n, X.shape[1] * self._pool_features + self._n_stats))
+                part[kept] = self._head(
+                    None, X[kept], None, w[kept], bandwidth, features=True, loo=True
+                )
+                if dropped.size:
+                    part[dropped] = self._head(
+                        X[dropped], X[kept], None, w[kept], bandwidth, features=True
+                    )
+                loo_parts.append(part)
+            blocks.append(loo_parts)
+        return self._assemble(blocks).astype(X.dtype, copy=False)
+
+    def _fit(self, X, y, sample_weight):
+        needs_y = self._pool_target or self._uses_y_for_bandwidth()
+        if needs_y and y is None:
+            what = (
+                f"values={self.values!r}"
+                if self._pool_target
+                else "a 'cv' bandwidth or learn_bandwidth=True"
+            )
+            raise ValueError(
+                f"{type(self).__name__} with {what} requires y to be passed, but the "
+                "target y is None."
+            )
+        if needs_y:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                multi_output=True,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+            )
+        else:
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
+            )
+        if self.learn_bandwidth and self.kernel not in LEARNABLE_KERNELS:
+            raise ValueError(
+                "learn_bandwidth=True needs a kernel with full support, differentiable "
+                f"almost everywhere {LEARNABLE_KERNELS}; got kernel={self.kernel!r}."
+            )
+        sample_weight = check_sample_weight(sample_weight, X)
+        if needs_y:
+            T = self._encode_target(y, X.dtype)
+        else:
+            T = None
+            self.target_type_ = None
+            if hasattr(self, "classes_"):
+                del self.classes_
+        self._specs = [
+            _check_spec(spec, X.shape[1]) for spec in _head_specs(self.bandwidth)
+        ]
+        self._scales = self._check_scales()
+
+        kept = sample_weight > 0
+        self._keys = X[kept]
+        self._key_weights = sample_weight[kept]
+        self._targets = None if T is None else T[kept]
+        self.bandwidths_ = self._bandwidths(
+            self._keys, self._targets, self._key_weights
+        )
+        return X, y, T, sample_weight
+
+    def _check_scales(self):
+        scales = self.bandwidth_scales
+        if scales is None:
+            return [1.0]
+        scales = [scales] if isinstance(scales, Real) else list(scales)
+        if not scales or not all(
+            isinstance(s, Real) and np.isfinite(s) and s > 0 for s in scales
+        ):
+            raise ValueError(
+                "bandwidth_scales must be a positive float or a non-empty list of "
+                f"positive floats; got {self.bandwidth_scales!r}."
+            )
+        return [float(s) for s in scales]
+
+    def _uses_y_for_bandwidth(self):
+        specs = _head_specs(self.bandwidth)
+        return self.learn_bandwidth or any(
+            isinstance(spec, str) and spec == "cv" for spec in specs
+        )
+
+    @property
+    def _pool_target(self):
+        return self.values in ("target", "both")
+
+    @property
+    def _pool_features(self):
+        return self.values in ("features", "both")
+
+    @property
+    def _n_stats(self):
+        return int(self.return_entropy) + int(self.return_n_effective)
+
+    def _encode_target(self, y, dtype):
+        """The target as a float matrix: the outputs, or one-hot classes."""
+        target_type = self.target_type
+        if target_type == "auto":
+            inferred = type_of_target(y, input_name="y")
+            if inferred == "unknown":
+                raise ValueError(
+                    f"Unknown label type: y holds values such as "
+                    f"{np.asarray(y).ravel()[:3].tolist()}, neither numbers nor class "
+                    "labels."
+                )
+            if inferred in ("binary", "multiclass"):
+                target_type = inferred
+            elif inferred in (
+                "continuous",
+                "continuous-multioutput",
+                "multilabel-indicator",
+            ):
+                target_type = "continuous"
+            else:
+                raise ValueError(
+                    f"y is of type {inferred!r}, which AttentionPooling cannot pool; "
+                    "set target_type='continuous' to pool its columns as numbers."
+                )
+        self.target_type_ = target_type
+        if target_type == "continuous":
+            try:
+                Y = np.asarray(y, dtype=dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    "target_type='continuous' needs a numeric y; got values such as "
+                    f"{np.asarray(y).ravel()[:3].tolist()}."
+                ) from exc
+            if not np.isfinite(Y).all():
+                raise ValueError("y contains NaN or infinity.")
+            self._y_columns = None if Y.ndim == 1 else Y.shape[1]
+            if hasattr(self, "classes_"):
+                del self.classes_
+            return Y.reshape(len(Y), -1)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(
+                f"target_type={target_type!r} needs a 1-D y of class labels; got shape "
+                f"{y.shape}."
+            )
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if target_type == "binary" and len(self.classes_) > 2:
+            raise ValueError(
+                f"target_type='binary' but y has {len(self.classes_)} classes."
+            )
+        self._y_columns = None
+        return np.eye(len(self.classes_), dtype=dtype)[codes]
+
+    def _bandwidths(self, X, T, w):
+        """Each head's per-feature bandwidth on the training rows ``X``."""
+        heads = []
+        for spec in self._specs:
+            if isinstance(spec, str) and spec == "cv":
+                if w.sum() <= 1:
+                    raise ValueError(
+                        "bandwidth='cv' needs a total sample weight above 1 (leave-"
+                        f"one-out must leave at least one row); got {w.sum()!r}."
+                    )
+                base, _ = cv_bandwidth(X, T, w, self.kernel, n_jobs=self.n_jobs)
+            elif isinstance(spec, str):
+                base = rule_of_thumb(X, w, spec)
+            else:
+                base = spec
+            for scale in self._scales:
+                h = np.asarray(base, dtype=np.float64) * scale
+                if self.learn_bandwidth:
+                    learner = AttentionRegressor(
+                        kernel=self.kernel, init=h, n_jobs=self.n_jobs
+                    )
+                    h = learner.fit(X, T, sample_weight=w).bandwidth_
+                heads.append(h)
+        return np.asarray(heads, dtype=np.float64)
+
+    # -- pooling -------------------------------------------------------------------
+
+    def _head(self, queries, keys, targets, w, bandwidth, *, features, loo=False):
+        """One head's output columns: pooled targets (if ``targets`` is given),
+        pooled features (if ``features`` and the transformer pools them), and the
+        weight statistics asked for."""
+        columns = []
+        if targets is not None:
+            columns.append(targets)
+        if features and self._pool_features:
+            columns.append(keys)
+        n_values = sum(c.shape[1] for c in columns)
+        values = np.hstack(columns) if columns else np.empty((len(keys), 0), keys.dtype)
+        stats = features and self._n_stats > 0
+        result = attention_pool(
+            queries,
+            keys,
+            values,
+            kernel=self.kernel,
+            scale=1.0 / bandwidth,
+            key_weights=w,
+            loo=loo,
+            n_jobs=self.n_jobs,
+            return_stats=stats,
+            dtype=keys.dtype,
+        )
+        if not stats:
+            return result
+        pooled, weight_stats = result
+        keep = [self.return_entropy, self.return_n_effective]
+        return np.hstack([pooled[:, :n_values], weight_stats[:, keep]])
+
+    def _cross_fitted_targets(self, X, y, T, w):
+        """Every row's pooled targets from a model fitted on the other folds."""
+        n = X.shape[0]
+        classes = self.target_type_ in ("binary", "multiclass")
+        cv = self.cv
+        if isinstance(cv, Integral):
+            splitter_cls = StratifiedKFold if classes else KFold
+            cv = splitter_cls(
+                n_splits=cv,
+                shuffle=self.shuffle,
+                random_state=self.random_state if self.shuffle else None,
+            )
+        cv = check_cv(cv, y, classifier=classes)
+        out = [np.empty((n, T.shape[1]), dtype=X.dtype) for _ in self.bandwidths_]
+        covered = np.zeros(n, dtype=np.intp)
+        for train, test in cv.split(X, y):
+            covered[test] += 1
+            train = train[w[train] > 0]
+            if len(train) == 0:
+                raise ValueError(
+                    "A cross-fitting fold has no training row of positive sample "
+                    "weight; use fewer folds or fewer zero weights."
+                )
+            heads = self._bandwidths(X[train], T[train], w[train])
+            for head, bandwidth in enumerate(heads):
+                out[head][test] = self._head(
+                    X[test], X[train], T[train], w[train], bandwidth, features=False
+                )
+        if not np.all(covered == 1):
+            raise ValueError(
+                "cv must put every row in exactly one test fold (a partition, like "
+                f"KFold); {np.sum(covered == 0)} rows are in no test fold and "
+                f"{np.sum(covered > 1)} in several."
+            )
+        return out
+
+    def _assemble(self, blocks):
+        """Concatenate per-head blocks head by head: head 0's columns first."""
+        n_heads = len(self.bandwidths_)
+        return np.hstack([block[h] for h in range(n_heads) for block in blocks])
+
+    def transform(self, X):
+        """Attention-pool the stored values for every query row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_queries, n_features_out)
+            The pooled values of every head (see :meth:`get_feature_names_out`),
+            in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        keys = self._keys.astype(np.result_type(X.dtype, self._keys.dtype), copy=False)
+        targets = (
+            None
+            if not self._pool_target
+            else self._targets.astype(keys.dtype, copy=False)
+        )
+        heads = [
+            self._head(X, keys, targets, self._key_weights, bandwidth, features=True)
+            for bandwidth in self.bandwidths_
+        ]
+        return np.hstack(heads).astype(X.dtype, copy=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Each head ``i`` gives, in order: ``head{i}_target`` (``head{i}_target{k}``
+        for output ``k`` of a multi-output target, ``head{i}_proba_{class}`` for
+        classes), ``head{i}_mean_{feature}`` for pooled features, then
+        ``head{i}_entropy`` and ``head{i}_n_effective``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; None means ``feature_names_in_`` if defined, else
+            ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        input_features = _check_feature_names_in(self, input_features)
+        names = []
+        for head in range(len(self.bandwidths_)):
+            prefix = f"head{head}_"
+            if self._pool_target:
+                if getattr(self, "classes_", None) is not None:
+                    names += [f"{prefix}proba_{c}" for c in self.classes_]
+                elif self._y_columns is None:
+                    names.append(f"{prefix}target")
+                else:
+                    names += [f"{prefix}target{k}" for k in range(self._y_columns)]
+            if self._pool_features:
+                names += [f"{prefix}mean_{f}" for f in input_features]
+            if self.return_entropy:
+                names.append(f"{prefix}entropy")
+            if self.return_n_effective:
+                names.append(f"{prefix}n_effective")
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = self._pool_target
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
