@@ -2,7 +2,7 @@
 one table from one run.
 
     pip install ".[bench]"
-    python benchmarks/bench_attention_regressor.py          # everything (~40 minutes)
+    python benchmarks/bench_attention_regressor.py          # everything (~1 hour)
     python benchmarks/bench_attention_regressor.py --quick  # small, no statsmodels/GP
 
 1. Panel: 5-fold CV R^2 (mean and standard deviation over folds) and mean fit time per
@@ -18,6 +18,8 @@ one table from one run.
      GridSearchCV over n_neighbors and weights;
    - statsmodels KernelReg(reg_type="lc", bw="cv_ls"): Nadaraya-Watson with one
      Gaussian bandwidth per feature chosen by leave-one-out least squares (Nelder-Mead);
+     its Python loops use one core, so its folds run two at a time (each fit's time
+     is still its own, on a core of its own);
    - GaussianProcessRegressor with an ARD RBF kernel (one length scale per feature) plus
      a white-noise kernel, on standardised features, normalize_y=True;
    - metric-learn MLKR (the projection of Metric Learning for Kernel Regression) on
@@ -210,7 +212,14 @@ def datasets(n):
 def loo_loss(X, y, bandwidth):
     """AttentionRegressor's objective (without penalty) at the given bandwidths."""
     objective = LeaveOneOutObjective(
-        X, y[:, None], np.ones(len(y)), kernel="gaussian", metric="diagonal"
+        X,
+        y[:, None],
+        np.ones(len(y)),
+        kernel="gaussian",
+        metric="diagonal",
+        n_components=X.shape[1],
+        alpha=0.0,
+        n_jobs=None,
     )
     params = objective.params_from_bandwidth(np.broadcast_to(bandwidth, X.shape[1]))
     return objective(params)[0]
@@ -228,7 +237,14 @@ def bench_panel(n, quick):
         fitted = {}
         for label, model in models(X.shape[1], quick).items():
             result = cross_validate(
-                model, X, y, cv=splits, scoring="r2", return_estimator=True
+                model,
+                X,
+                y,
+                cv=splits,
+                scoring="r2",
+                return_estimator=True,
+                # KernelReg runs Python loops on one core: two folds at a time
+                n_jobs=2 if label == kernelreg else None,
             )
             r2 = result["test_score"]
             scores.setdefault(label, {})[name] = r2.mean()

@@ -98,11 +98,13 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         apart can end at the same optimum.
 
     target_type : {"auto", "continuous", "binary", "multiclass"}, default="auto"
-        How ``y`` is read. "auto" uses
-        :func:`~sklearn.utils.multiclass.type_of_target`: integer or string labels
-        are classes (one column per class), floats are continuous, a 2-D target is
-        several continuous outputs (a multilabel indicator matrix pools each label's
-        frequency). Set "continuous" to pool integer targets as numbers.
+        How ``y`` is read. "auto": a float ``y`` is continuous, even when its values
+        are whole numbers (like :func:`~sklearn.datasets.load_diabetes`' target);
+        an integer, boolean or string ``y`` goes through
+        :func:`~sklearn.utils.multiclass.type_of_target`: labels are classes (one
+        column per class), a 2-D indicator matrix is several continuous outputs (the
+        frequency of each label). Set "continuous" to pool integer targets as
+        numbers, "binary" or "multiclass" to pool float labels as classes.
 
     cv : int, cross-validation generator or iterable, default=5
         The cross-fitting of :meth:`fit_transform` for target values. An int is the
@@ -415,7 +417,9 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
     def _encode_target(self, y, dtype):
         """The target as a float matrix: the outputs, or one-hot classes."""
         target_type = self.target_type
-        if target_type == "auto":
+        if target_type == "auto" and np.asarray(y).dtype.kind == "f":
+            target_type = "continuous"
+        elif target_type == "auto":
             inferred = type_of_target(y, input_name="y")
             if inferred == "unknown":
                 raise ValueError(

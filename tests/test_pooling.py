@@ -90,6 +90,21 @@ def test_classification_target_pools_the_class_distribution(rng):
     assert numbers.get_feature_names_out().tolist() == ["head0_target"]
 
 
+def test_auto_target_type_reads_floats_as_numbers_and_the_rest_as_labels(rng):
+    X, _ = _data(rng)
+    whole = rng.integers(25, 346, size=len(X))  # like load_diabetes' target
+    assert AttentionPooling().fit(X, whole.astype(float)).target_type_ == "continuous"
+    assert AttentionPooling().fit(X, whole).target_type_ == "multiclass"
+    assert AttentionPooling().fit(X, whole > 100).target_type_ == "binary"
+    floats = (whole % 3).astype(float)
+    labels = AttentionPooling(target_type="multiclass").fit(X, floats)
+    np.testing.assert_array_equal(labels.classes_, [0.0, 1.0, 2.0])
+    indicator = np.column_stack([whole % 2, whole % 3 == 0]).astype(int)
+    multilabel = AttentionPooling().fit(X, indicator)
+    assert multilabel.target_type_ == "continuous"
+    assert multilabel.transform(X).shape == (len(X), 2)
+
+
 def test_heads_are_every_bandwidth_times_every_scale(rng):
     X, y = _data(rng)
     model = AttentionPooling(

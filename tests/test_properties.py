@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skattn import NadarayaWatsonRegressor
+from skattn import AttentionPooling, NadarayaWatsonRegressor
 from skattn._kernels import KERNELS
 
 # The number of examples comes from the profile (tests/conftest.py): 60 by default,
@@ -87,3 +87,46 @@ def test_cv_bandwidth_finite_and_predictions_finite(problem):
     model = NadarayaWatsonRegressor(kernel=kernel, bandwidth="cv").fit(X, y, w)
     assert np.all(np.isfinite(model.bandwidth_)) and np.all(model.bandwidth_ > 0)
     assert np.isfinite(model.predict(Q)).all()
+
+
+@SETTINGS
+@given(problems(), st.randoms(use_true_random=False))
+def test_pooled_values_and_statistics_are_bounded_and_order_free(problem, random):
+    X, y, Q, w, kernel, bandwidth = problem
+    model = AttentionPooling(
+        values="both",
+        kernel=kernel,
+        bandwidth=bandwidth,
+        return_entropy=True,
+        return_n_effective=True,
+    )
+    out = model.fit(X, y, w).transform(Q)
+    assert np.isfinite(out).all()
+    kept = w > 0
+    low = np.r_[y[kept].min(), X[kept].min(axis=0)]
+    high = np.r_[y[kept].max(), X[kept].max(axis=0)]
+    assert np.all(out[:, :-2] >= low) and np.all(out[:, :-2] <= high)
+    entropy, n_effective = out[:, -2], out[:, -1]
+    total = w.sum()
+    log_rows = np.log(max(total, 1.0))
+    assert np.all(entropy >= 0) and np.all(entropy <= log_rows * (1 + 1e-9) + 1e-12)
+    # a fractional weight below 1 can count as less than one row
+    assert np.all(n_effective > 0) and np.all(n_effective <= total * (1 + 1e-9))
+
+    perm = np.array(random.sample(range(len(X)), len(X)))
+    again = model.fit(X[perm], y[perm], w[perm]).transform(Q)
+    column_scale = np.r_[np.abs(y).max(), np.abs(X).max(axis=0), 1.0, total]
+    assert np.all(np.abs(again - out) <= 1e-9 * (np.abs(out) + column_scale))
+
+
+@SETTINGS
+@given(problems(max_rows=15))
+def test_cross_fitted_fit_transform_is_finite(problem):
+    X, y, _, w, kernel, bandwidth = problem
+    w = w + 1.0  # every fold keeps a training row
+    model = AttentionPooling(
+        values="both", kernel=kernel, bandwidth=bandwidth, cv=2, random_state=0
+    )
+    out = model.fit_transform(X, y, w)
+    assert out.shape == (len(X), 1 + X.shape[1])
+    assert np.isfinite(out).all()
