@@ -3,13 +3,16 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from skattn._attention import AttentionRegressor
+from skattn._classification import AttentionClassifier, NadarayaWatsonClassifier
 from skattn._nadaraya_watson import NadarayaWatsonRegressor
 from skattn._pooling import AttentionPooling
 from skattn._version import __version__
 
 __all__ = [
+    "AttentionClassifier",
     "AttentionPooling",
     "AttentionRegressor",
+    "NadarayaWatsonClassifier",
     "NadarayaWatsonRegressor",
     "__version__",
 ]

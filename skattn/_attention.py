@@ -32,261 +32,16 @@ _ADAM_EPS = 1e-8
 _N_ITER_NO_CHANGE = 10
 
 
-class AttentionRegressor(_AttentionPoolingRegressor):
-    """Parametric attention pooling: kernel regression with a learned metric.
+class _MetricLearner:
+    """Learning of the bandwidths or projection, shared by AttentionRegressor and
+    AttentionClassifier: they differ only in the loss on the pooled values."""
 
-    Predictions are attention-weighted averages of the training targets, as in
-    :class:`NadarayaWatsonRegressor`, but the bandwidths (one for all features, one
-    per feature) or a linear projection of the features (a shared query/key
-    projection, as in Metric Learning for Kernel Regression) are learned by minimising
-    the leave-one-out squared error of the model's own predictions on the training
-    set, with analytic gradients.
-
-    Parameters
-    ----------
-    metric : {"isotropic", "diagonal", "full"}, default="diagonal"
-        What is learned: one bandwidth (the parametric attention pooling of Dive
-        into Deep Learning), one bandwidth per feature, or a projection
-        ``components_`` of shape (n_components, n_features).
-
-    n_components : int, default=None
-        Dimension of the learned projection for ``metric="full"``; None means
-        n_features. Ignored by the other metrics.
-
-    kernel : {"gaussian", "exponential"}, default="gaussian"
-        The kernel. Only kernels with full support, differentiable almost
-        everywhere, can be learned; the compact kernels of
-        :class:`NadarayaWatsonRegressor` are rejected.
-
-    init : {"auto", "scott", "cv", "identity", "pca"} or array-like, default="auto"
-        Starting point of the optimisation.
-
-        - "scott": Scott's rule (for "isotropic" on the root mean square spread).
-        - "cv": the leave-one-out choice of :class:`NadarayaWatsonRegressor`
-          (a global scale on Scott's rule).
-        - "identity": bandwidths of 1, or the (truncated) identity projection.
-        - "pca": for "full" only: the leading principal directions, each scaled by
-          its Scott bandwidth.
-        - "auto": "pca" for "full" with fewer components than features; else "cv"
-          for full-batch fits and "scott" in mini-batch mode (``batch_size`` set),
-          where the O(n^2) leave-one-out search of "cv" would cost more than the
-          fit itself.
-        - an array: bandwidths (one, or one per feature) or a projection of shape
-          (n_components, n_features).
-
-        For "full", "scott" and "cv" give the diagonal projection ``diag(1 / h)``
-        and need n_components equal to n_features.
-
-    alpha : float, default=0.0
-        L2 penalty on the learned parameters: the log-bandwidths in units of each
-        feature's standard deviation, or the projection of the standardised features.
-        The "diagonal" and "isotropic" metrics rarely need it. "full" has
-        n_components * n_features parameters and can overfit the leave-one-out
-        loss on small or noisy data (on load_diabetes, 442 rows, its 5-fold R^2
-        rises from 0.04 at alpha=0 to 0.48 at alpha=1e-2); tune alpha between
-        about 1e-4 and 1e-2 by cross-validation there.
-
-    max_iter : int, default=100
-        Maximum number of L-BFGS-B iterations, or of mini-batch steps when
-        ``batch_size`` is set.
-
-    tol : float, default=1e-5
-        Convergence tolerance of L-BFGS-B; in mini-batch mode, the relative
-        improvement of the smoothed loss below which a step counts as no change
-        (the fit stops after 10 such steps in a row).
-
-    batch_size : int, default=None
-        None: every iteration uses the full leave-one-out objective, O(n^2 d) time.
-        An int: stochastic mini-batches of that many query rows, each against all
-        training rows, optimised by Adam: O(batch_size n d) per step. Use it for
-        large data (roughly n above 10,000), where a full pass per iteration is too
-        slow.
-
-    learning_rate_init : float, default=0.05
-        Adam's step size in mini-batch mode (on log-bandwidths or the standardised
-        projection).
-
-    warm_start : bool, default=False
-        Start from the previous fit's bandwidths or projection when they fit the
-        data's shape and the metric, instead of ``init``.
-
-    callback : callable, default=None
-        Called after every iteration as ``callback(params, n_iter)``, with
-        ``params`` the current bandwidths (isotropic, diagonal) or projection (full)
-        in the units of ``X``.
-
-    random_state : int, RandomState instance or None, default=None
-        Draws the mini-batches. Full-batch fits are deterministic.
-
-    verbose : int, default=0
-        Print progress lines (iteration, loss, elapsed time) when positive.
-
-    n_jobs : int, default=None
-        Number of threads over chunks of rows, for fitting and predicting.
-
-    Attributes
-    ----------
-    bandwidth_ : ndarray of shape (n_features,)
-        Learned bandwidths in the units of ``X`` (metric "isotropic" or
-        "diagonal"; all equal for "isotropic").
-
-    components_ : ndarray of shape (n_components, n_features)
-        Learned projection of the features (metric "full"): distances are
-        ``||components_ @ (x - x')||``.
-
-    feature_importances_ : ndarray of shape (n_features,)
-        Relevance of each feature implied by the learned metric: its squared
-        influence on the distances in units of its standard deviation (``(s_k /
-        h_k)^2``, or the squared column norm of the projection of the standardised
-        features), normalised to sum to 1. Works with
-        :class:`~sklearn.feature_selection.SelectFromModel`.
-
-    n_iter_ : int
-        Number of iterations (L-BFGS-B iterations or mini-batch steps) run.
-
-    loss_curve_ : list of float
-        The objective at the start and after each iteration: the leave-one-out
-        squared error divided by the total sum of squares (``1 -`` leave-one-out
-        R^2), plus the penalty (``n_iter_ + 1`` entries). In mini-batch mode, each
-        step's mini-batch estimate of it (``n_iter_`` entries).
-
-    n_samples_fit_ : int
-        Number of training rows; the columns of :meth:`attention_weights`.
-
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during ``fit``. Defined only when `X` has feature
-        names that are all strings.
-
-    See Also
-    --------
-    NadarayaWatsonRegressor : The same model with bandwidths from rules or a 1-D
-        leave-one-out search.
-    sklearn.neighbors.NeighborhoodComponentsAnalysis : Learns a projection for
-        nearest-neighbour classification.
-
-    Notes
-    -----
-    The leave-one-out prediction of training row :math:`i` is
-
-    .. math::
-
-        \\hat y_{-i} = \\sum_j p_{ij} y_j, \\qquad
-        p_{ij} = \\operatorname{softmax}_j\\big(\\log K(u_{ij}) + \\log w_j\\big),
-
-    where row :math:`i` keeps :math:`w_i - 1` copies of itself (sample weights act as
-    repetition), and the objective is
-    :math:`\\sum_i w_i \\|\\hat y_{-i} - y_i\\|^2 / \\sum_i w_i \\|y_i - \\bar y\\|^2`
-    plus the penalty. Its gradient is computed analytically in :math:`O(n^2 d)` time
-    and chunked memory; L-BFGS-B minimises it over log-bandwidths (or the
-    projection). Leaving each row out is what makes learning possible: with the row
-    itself among the keys, the optimum would be a bandwidth of zero, which
-    memorises the training set.
-
-    References
-    ----------
-    .. [1] A. Zhang, Z. C. Lipton, M. Li and A. J. Smola, "Dive into Deep Learning",
-       chapter "Attention Pooling by Similarity" (parametric attention pooling).
-    .. [2] K. Q. Weinberger and G. Tesauro, "Metric Learning for Kernel Regression",
-       AISTATS 2007.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_friedman1
-    >>> from skattn import AttentionRegressor
-    >>> X, y = make_friedman1(n_samples=300, n_features=8, random_state=0)
-    >>> model = AttentionRegressor(metric="diagonal").fit(X, y)
-    >>> print(sorted(model.feature_importances_.argsort()[-5:].tolist()))
-    [0, 1, 2, 3, 4]
-    """
-
-    _parameter_constraints: dict = {
-        "metric": [StrOptions({"isotropic", "diagonal", "full"})],
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "kernel": [StrOptions(set(KERNELS))],
-        "init": [StrOptions({"auto", "scott", "cv", "identity", "pca"}), "array-like"],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "warm_start": ["boolean"],
-        "callback": [callable, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "n_jobs": [Integral, None],
-    }
-
-    def __init__(
-        self,
-        metric="diagonal",
-        *,
-        n_components=None,
-        kernel="gaussian",
-        init="auto",
-        alpha=0.0,
-        max_iter=100,
-        tol=1e-5,
-        batch_size=None,
-        learning_rate_init=0.05,
-        warm_start=False,
-        callback=None,
-        random_state=None,
-        verbose=0,
-        n_jobs=None,
-    ):
-        self.metric = metric
-        self.n_components = n_components
-        self.kernel = kernel
-        self.init = init
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.tol = tol
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.warm_start = warm_start
-        self.callback = callback
-        self.random_state = random_state
-        self.verbose = verbose
-        self.n_jobs = n_jobs
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Learn the metric by minimising the leave-one-out squared error.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data (the keys).
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target values (the values pooled); several outputs sum their losses.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights acting as repetition. Rows of zero weight get no
-            attention and no loss.
-
-        Returns
-        -------
-        self : object
-            Fitted estimator.
-        """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            y_numeric=True,
-            multi_output=True,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-        )
+    def _check_learnable(self, X):
         if self.kernel not in LEARNABLE_KERNELS:
             raise ValueError(
-                "AttentionRegressor learns only kernels with full support that are "
-                f"differentiable almost everywhere {LEARNABLE_KERNELS}; got "
-                f"kernel={self.kernel!r}. Use NadarayaWatsonRegressor for it."
+                f"{type(self).__name__} learns only kernels with full support that "
+                f"are differentiable almost everywhere {LEARNABLE_KERNELS}; got "
+                f"kernel={self.kernel!r}. Use {self._nonparametric} for it."
             )
         n_features = X.shape[1]
         n_components = n_features if self.n_components is None else self.n_components
@@ -295,24 +50,31 @@ class AttentionRegressor(_AttentionPoolingRegressor):
                 f"n_components={n_components} must not exceed the number of features "
                 f"({n_features})."
             )
-        sample_weight = check_sample_weight(sample_weight, X)
-        X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
-        if w_kept.sum() <= 1:
+
+    def _learn(self, X, Y, w, loss, unit_weights=None):
+        """Minimise the leave-one-out ``loss`` over the metric; set the fitted
+        attributes. ``X, Y, w``: the stored rows of positive weight; ``unit_weights``
+        the weight of one copy of each row (class weights), 1 by default."""
+        unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
+        if w.sum() <= unit:
             raise ValueError(
-                "AttentionRegressor needs a total sample weight above 1 (leave-one-out "
-                f"must leave at least one row); got {w_kept.sum()!r}."
+                f"{type(self).__name__} needs a total sample weight above 1 (leave-"
+                f"one-out must leave at least one row); got {w.sum()!r}."
             )
+        n_features = X.shape[1]
         objective = LeaveOneOutObjective(
-            X_kept,
-            Y_kept,
-            w_kept,
+            X,
+            Y,
+            w,
             kernel=self.kernel,
             metric=self.metric,
-            n_components=n_components,
+            n_components=n_features if self.n_components is None else self.n_components,
             alpha=self.alpha,
             n_jobs=self.n_jobs,
+            loss=loss,
+            unit_weights=unit_weights,
         )
-        x0 = self._initial_params(objective, X_kept, Y_kept, w_kept)
+        x0 = self._initial_params(objective, X, Y, w)
         self._start = time.perf_counter()
         if self.batch_size is None:
             params = self._fit_lbfgs(objective, x0)
@@ -369,7 +131,16 @@ class AttentionRegressor(_AttentionPoolingRegressor):
         else:
             base = rule_of_thumb(X, w, "scott")
         if init == "cv":
-            base, _ = cv_bandwidth(X, Y, w, self.kernel, n_jobs=self.n_jobs, base=base)
+            base, _ = cv_bandwidth(
+                X,
+                Y,
+                w,
+                self.kernel,
+                n_jobs=self.n_jobs,
+                base=base,
+                loss=objective.loss.name,
+                unit_weights=objective.unit_weights,
+            )
         if full:
             return objective.params_from_components(np.diag(1.0 / base))
         return objective.params_from_bandwidth(base)
@@ -541,3 +312,261 @@ class AttentionRegressor(_AttentionPoolingRegressor):
         if self.metric == "full":
             return np.ones(self.components_.shape[0])
         return 1.0 / self.bandwidth_
+
+
+class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
+    """Parametric attention pooling: kernel regression with a learned metric.
+
+    Predictions are attention-weighted averages of the training targets, as in
+    :class:`NadarayaWatsonRegressor`, but the bandwidths (one for all features, one
+    per feature) or a linear projection of the features (a shared query/key
+    projection, as in Metric Learning for Kernel Regression) are learned by minimising
+    the leave-one-out squared error of the model's own predictions on the training
+    set, with analytic gradients.
+
+    Parameters
+    ----------
+    metric : {"isotropic", "diagonal", "full"}, default="diagonal"
+        What is learned: one bandwidth (the parametric attention pooling of Dive
+        into Deep Learning), one bandwidth per feature, or a projection
+        ``components_`` of shape (n_components, n_features).
+
+    n_components : int, default=None
+        Dimension of the learned projection for ``metric="full"``; None means
+        n_features. Ignored by the other metrics.
+
+    kernel : {"gaussian", "exponential"}, default="gaussian"
+        The kernel. Only kernels with full support, differentiable almost
+        everywhere, can be learned; the compact kernels of
+        :class:`NadarayaWatsonRegressor` are rejected.
+
+    init : {"auto", "scott", "cv", "identity", "pca"} or array-like, default="auto"
+        Starting point of the optimisation.
+
+        - "scott": Scott's rule (for "isotropic" on the root mean square spread).
+        - "cv": the leave-one-out choice of :class:`NadarayaWatsonRegressor`
+          (a global scale on Scott's rule).
+        - "identity": bandwidths of 1, or the (truncated) identity projection.
+        - "pca": for "full" only: the leading principal directions, each scaled by
+          its Scott bandwidth.
+        - "auto": "pca" for "full" with fewer components than features; else "cv"
+          for full-batch fits and "scott" in mini-batch mode (``batch_size`` set),
+          where the O(n^2) leave-one-out search of "cv" would cost more than the
+          fit itself.
+        - an array: bandwidths (one, or one per feature) or a projection of shape
+          (n_components, n_features).
+
+        For "full", "scott" and "cv" give the diagonal projection ``diag(1 / h)``
+        and need n_components equal to n_features.
+
+    alpha : float, default=0.0
+        L2 penalty on the learned parameters: the log-bandwidths in units of each
+        feature's standard deviation, or the projection of the standardised features.
+        The "diagonal" and "isotropic" metrics rarely need it. "full" has
+        n_components * n_features parameters and can overfit the leave-one-out
+        loss on small or noisy data (on load_diabetes, 442 rows, its 5-fold R^2
+        rises from 0.04 at alpha=0 to 0.48 at alpha=1e-2); tune alpha between
+        about 1e-4 and 1e-2 by cross-validation there.
+
+    max_iter : int, default=100
+        Maximum number of L-BFGS-B iterations, or of mini-batch steps when
+        ``batch_size`` is set.
+
+    tol : float, default=1e-5
+        Convergence tolerance of L-BFGS-B; in mini-batch mode, the relative
+        improvement of the smoothed loss below which a step counts as no change
+        (the fit stops after 10 such steps in a row).
+
+    batch_size : int, default=None
+        None: every iteration uses the full leave-one-out objective, O(n^2 d) time.
+        An int: stochastic mini-batches of that many query rows, each against all
+        training rows, optimised by Adam: O(batch_size n d) per step. Use it for
+        large data (roughly n above 10,000), where a full pass per iteration is too
+        slow.
+
+    learning_rate_init : float, default=0.05
+        Adam's step size in mini-batch mode (on log-bandwidths or the standardised
+        projection).
+
+    warm_start : bool, default=False
+        Start from the previous fit's bandwidths or projection when they fit the
+        data's shape and the metric, instead of ``init``.
+
+    callback : callable, default=None
+        Called after every iteration as ``callback(params, n_iter)``, with
+        ``params`` the current bandwidths (isotropic, diagonal) or projection (full)
+        in the units of ``X``.
+
+    random_state : int, RandomState instance or None, default=None
+        Draws the mini-batches. Full-batch fits are deterministic.
+
+    verbose : int, default=0
+        Print progress lines (iteration, loss, elapsed time) when positive.
+
+    n_jobs : int, default=None
+        Number of threads over chunks of rows, for fitting and predicting.
+
+    Attributes
+    ----------
+    bandwidth_ : ndarray of shape (n_features,)
+        Learned bandwidths in the units of ``X`` (metric "isotropic" or
+        "diagonal"; all equal for "isotropic").
+
+    components_ : ndarray of shape (n_components, n_features)
+        Learned projection of the features (metric "full"): distances are
+        ``||components_ @ (x - x')||``.
+
+    feature_importances_ : ndarray of shape (n_features,)
+        Relevance of each feature implied by the learned metric: its squared
+        influence on the distances in units of its standard deviation (``(s_k /
+        h_k)^2``, or the squared column norm of the projection of the standardised
+        features), normalised to sum to 1. Works with
+        :class:`~sklearn.feature_selection.SelectFromModel`.
+
+    n_iter_ : int
+        Number of iterations (L-BFGS-B iterations or mini-batch steps) run.
+
+    loss_curve_ : list of float
+        The objective at the start and after each iteration: the leave-one-out
+        squared error divided by the total sum of squares (``1 -`` leave-one-out
+        R^2), plus the penalty (``n_iter_ + 1`` entries). In mini-batch mode, each
+        step's mini-batch estimate of it (``n_iter_`` entries).
+
+    n_samples_fit_ : int
+        Number of training rows; the columns of :meth:`attention_weights`.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    NadarayaWatsonRegressor : The same model with bandwidths from rules or a 1-D
+        leave-one-out search.
+    sklearn.neighbors.NeighborhoodComponentsAnalysis : Learns a projection for
+        nearest-neighbour classification.
+
+    Notes
+    -----
+    The leave-one-out prediction of training row :math:`i` is
+
+    .. math::
+
+        \\hat y_{-i} = \\sum_j p_{ij} y_j, \\qquad
+        p_{ij} = \\operatorname{softmax}_j\\big(\\log K(u_{ij}) + \\log w_j\\big),
+
+    where row :math:`i` keeps :math:`w_i - 1` copies of itself (sample weights act as
+    repetition), and the objective is
+    :math:`\\sum_i w_i \\|\\hat y_{-i} - y_i\\|^2 / \\sum_i w_i \\|y_i - \\bar y\\|^2`
+    plus the penalty. Its gradient is computed analytically in :math:`O(n^2 d)` time
+    and chunked memory; L-BFGS-B minimises it over log-bandwidths (or the
+    projection). Leaving each row out is what makes learning possible: with the row
+    itself among the keys, the optimum would be a bandwidth of zero, which
+    memorises the training set.
+
+    References
+    ----------
+    .. [1] A. Zhang, Z. C. Lipton, M. Li and A. J. Smola, "Dive into Deep Learning",
+       chapter "Attention Pooling by Similarity" (parametric attention pooling).
+    .. [2] K. Q. Weinberger and G. Tesauro, "Metric Learning for Kernel Regression",
+       AISTATS 2007.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from skattn import AttentionRegressor
+    >>> X, y = make_friedman1(n_samples=300, n_features=8, random_state=0)
+    >>> model = AttentionRegressor(metric="diagonal").fit(X, y)
+    >>> print(sorted(model.feature_importances_.argsort()[-5:].tolist()))
+    [0, 1, 2, 3, 4]
+    """
+
+    _nonparametric = "NadarayaWatsonRegressor"
+
+    _parameter_constraints: dict = {
+        "metric": [StrOptions({"isotropic", "diagonal", "full"})],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "kernel": [StrOptions(set(KERNELS))],
+        "init": [StrOptions({"auto", "scott", "cv", "identity", "pca"}), "array-like"],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "warm_start": ["boolean"],
+        "callback": [callable, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        metric="diagonal",
+        *,
+        n_components=None,
+        kernel="gaussian",
+        init="auto",
+        alpha=0.0,
+        max_iter=100,
+        tol=1e-5,
+        batch_size=None,
+        learning_rate_init=0.05,
+        warm_start=False,
+        callback=None,
+        random_state=None,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.metric = metric
+        self.n_components = n_components
+        self.kernel = kernel
+        self.init = init
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.warm_start = warm_start
+        self.callback = callback
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Learn the metric by minimising the leave-one-out squared error.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (the keys).
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values (the values pooled); several outputs sum their losses.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights acting as repetition. Rows of zero weight get no
+            attention and no loss.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            y_numeric=True,
+            multi_output=True,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+        )
+        sample_weight = check_sample_weight(sample_weight, X)
+        self._check_learnable(X)
+        X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
+        return self._learn(X_kept, Y_kept, w_kept, loss="squared")

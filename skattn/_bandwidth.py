@@ -18,6 +18,7 @@ from skattn._engine import (
     map_slices,
 )
 from skattn._kernels import get_kernel
+from skattn._losses import get_loss
 
 __all__ = ["weighted_spread", "rule_of_thumb", "cv_bandwidth"]
 
@@ -110,15 +111,36 @@ class _LeaveOneOutError:
     exact fallback is not needed (it stays for extreme weight ratios).
     """
 
-    def __init__(self, X, Y, sample_weight, bandwidth, kernel, n_jobs=None):
+    def __init__(
+        self,
+        X,
+        Y,
+        sample_weight,
+        bandwidth,
+        kernel,
+        n_jobs=None,
+        loss="squared",
+        unit_weights=None,
+    ):
         self.kernel = get_kernel(kernel)
-        # Residuals are measured in units of the largest |y| (one factor for every
-        # output, so the minimiser is unchanged): squared errors cannot overflow.
-        self.y_scale = float(np.max(np.abs(Y), initial=0.0)) or 1.0
-        self.Y = Y
+        self.loss = get_loss(loss)
+        # Squared residuals are measured in units of the largest |y| (one factor for
+        # every output, so the minimiser is unchanged): they cannot overflow.
+        self.y_scale = 1.0
+        if self.loss.name == "squared":
+            self.y_scale = float(np.max(np.abs(Y), initial=0.0)) or 1.0
+        self.Y = Y / self.y_scale
         self.w = sample_weight
         self.n_jobs = n_jobs
-        self.keys = _Keys(X, Y, 1.0 / bandwidth, sample_weight, self.kernel, X.dtype)
+        self.keys = _Keys(
+            X,
+            Y,
+            1.0 / bandwidth,
+            sample_weight,
+            self.kernel,
+            X.dtype,
+            unit_weights=unit_weights,
+        )
         n = X.shape[0]
         itemsize = X.dtype.itemsize
         self.rows = chunk_rows(n, itemsize, n_temporaries=3)
@@ -189,13 +211,14 @@ class _LeaveOneOutError:
                         (sq[rows] + shift[rows, None]) * inv
                     ),
                 )
-                residual = (pooled - self.Y[c]) / self.y_scale
-                errors[i] += self.w[c] @ np.einsum("ij,ij->i", residual, residual)
+                errors[i] += self.loss.value(
+                    pooled / self.y_scale, self.Y[c], self.w[c]
+                )
         return errors
 
     def __call__(self, scales):
-        """Weighted leave-one-out sum of squared errors for each scale factor,
-        divided by the square of the largest ``|y|``."""
+        """Weighted leave-one-out loss for each scale factor (squared errors divided
+        by the square of the largest ``|y|``)."""
         scales = np.atleast_1d(np.asarray(scales, dtype=float))
         parts = map_slices(
             lambda s: self._errors_slice(scales, s),
@@ -206,14 +229,26 @@ class _LeaveOneOutError:
         return np.sum(parts, axis=0)
 
 
-def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None, base=None):
-    """Leave-one-out least-squares bandwidths (a global scale on Scott's rule).
+def cv_bandwidth(
+    X,
+    Y,
+    sample_weight,
+    kernel="gaussian",
+    n_jobs=None,
+    base=None,
+    loss="squared",
+    unit_weights=None,
+):
+    """Leave-one-out bandwidths (a global scale on Scott's rule).
 
-    Minimises ``sum_i w_i ||y_hat_{-i} - y_i||^2`` over a scale factor ``c`` of the
+    Minimises the leave-one-out loss, ``sum_i w_i ||y_hat_{-i} - y_i||^2`` for
+    ``loss="squared"`` or ``-sum_i w_i log y_hat_{-i}[c_i]`` (probabilities clipped
+    away from 0; ``Y`` one-hot) for ``loss="log"``, over a scale factor ``c`` of the
     per-feature Scott bandwidths (or of ``base``, one bandwidth per feature, when
-    given): a log-spaced grid over ``CV_SCALE_RANGE``, then a
-    bounded Brent search between the grid neighbours of the best point. The result is
-    always positive and finite.
+    given): a log-spaced grid over ``CV_SCALE_RANGE``, then a bounded Brent search
+    between the grid neighbours of the best point. The result is always positive and
+    finite. ``unit_weights`` is the weight of one copy of each row (1 by default, a
+    class weight for classifiers): leaving a row out takes that much of its weight.
 
     Returns
     -------
@@ -223,7 +258,16 @@ def cv_bandwidth(X, Y, sample_weight, kernel="gaussian", n_jobs=None, base=None)
     """
     if base is None:
         base = rule_of_thumb(X, sample_weight, "scott")
-    loo = _LeaveOneOutError(X, Y, sample_weight, base, kernel, n_jobs=n_jobs)
+    loo = _LeaveOneOutError(
+        X,
+        Y,
+        sample_weight,
+        base,
+        kernel,
+        n_jobs=n_jobs,
+        loss=loss,
+        unit_weights=unit_weights,
+    )
     log_lo, log_hi = np.log(CV_SCALE_RANGE)
     grid = np.linspace(log_lo, log_hi, CV_GRID_SIZE)
     errors = loo(np.exp(grid))

@@ -1,18 +1,19 @@
-"""What every attention-pooling regressor shares: the stored training set (keys,
-values, weights) and prediction through the engine."""
+"""What every attention-pooling estimator shares: the stored training set (keys,
+values, weights) and pooling through the engine; the regressor and classifier bases."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import attention_pool
 from skattn.utils._sklearn_compat import validate_data
 
 
-class _AttentionPoolingRegressor(RegressorMixin, BaseEstimator):
-    """Base class: predictions are attention pooling of the training targets.
+class _AttentionPoolingBase(BaseEstimator):
+    """Base class: outputs are attention pooling of values stored with the keys.
 
     Subclasses set, in ``fit``, the training set through ``_store_training_set`` and
     define ``_features(X)`` (the space in which distances are taken) and
@@ -57,24 +58,6 @@ class _AttentionPoolingRegressor(RegressorMixin, BaseEstimator):
             dtype=dtype,
         )
 
-    def predict(self, X):
-        """Predict by attention pooling of the training targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features)
-            Query rows.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, in the dtype of
-            ``X``.
-        """
-        dtype, pooled = self._pool(X, return_weights=False)
-        pooled = pooled.astype(dtype, copy=False)
-        return pooled[:, 0] if self._y_1d else pooled
-
     def attention_weights(self, X):
         """Attention weights of each query over the training rows.
 
@@ -98,7 +81,122 @@ class _AttentionPoolingRegressor(RegressorMixin, BaseEstimator):
         full[:, self._key_index] = weights
         return full
 
+
+class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
+    """Base class of the regressors: predictions pool the training targets."""
+
+    def predict(self, X):
+        """Predict by attention pooling of the training targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            Attention-weighted averages of the training targets, in the dtype of
+            ``X``.
+        """
+        dtype, pooled = self._pool(X, return_weights=False)
+        pooled = pooled.astype(dtype, copy=False)
+        return pooled[:, 0] if self._y_1d else pooled
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
+    """Base class of the classifiers: probabilities pool the one-hot training
+    classes."""
+
+    def _encode_classes(self, y, sample_weight, dtype):
+        """``classes_``; the one-hot classes, the sample weights times the class
+        weights, and each row's class weight (None without class weights): the
+        weight of one copy of the row, which leave-one-out takes out."""
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        Y = np.eye(n_classes, dtype=dtype)[codes]
+        if self.class_weight is None:
+            return Y, sample_weight, None
+        if isinstance(self.class_weight, str):  # "balanced", on weighted counts
+            totals = np.bincount(codes, weights=sample_weight, minlength=n_classes)
+            with np.errstate(divide="ignore"):
+                weights = np.where(
+                    totals > 0, sample_weight.sum() / (n_classes * totals), 0.0
+                )
+        else:
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {sorted(map(str, unknown))} that are "
+                    f"not in y (classes: {self.classes_.tolist()})."
+                )
+            weights = np.array(
+                [self.class_weight.get(c, 1.0) for c in self.classes_.tolist()],
+                dtype=np.float64,
+            )
+            if not (np.all(np.isfinite(weights)) and np.all(weights >= 0)):
+                raise ValueError(
+                    f"class_weight must be finite and non-negative; got "
+                    f"{self.class_weight!r}."
+                )
+        sample_weight = sample_weight * weights[codes]
+        if not np.any(sample_weight > 0):
+            raise ValueError(
+                "Every sample has zero weight once multiplied by class_weight."
+            )
+        return Y, sample_weight, weights[codes]
+
+    def predict_proba(self, X):
+        """Class probabilities: the attention-pooled one-hot training classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_queries, n_classes)
+            Non-negative, each row sums to 1; columns in the order of ``classes_``.
+        """
+        dtype, pooled = self._pool(X, return_weights=False)
+        proba = np.clip(pooled, 0.0, 1.0)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba.astype(dtype, copy=False)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba` (``-inf`` for a probability of 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_queries, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of each query; ties go to the class that comes
+        first in ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -21,7 +21,8 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
   (ties share by weight), which is also the ``h -> 0`` limit of the Gaussian kernel.
   The result is never NaN.
 * Leave-one-out mode (queries are the keys) gives each row's own key the log-weight
-  ``log(max(w_i - 1, 0))``: a row of weight ``w`` keeps ``w - 1`` copies of itself.
+  ``log(max(w_i - u_i, 0))``: a row of weight ``w`` keeps ``w - 1`` copies of itself
+  (``u_i``, the weight of one copy, is 1 unless a classifier's class weights set it).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -120,7 +121,9 @@ def weighted_mean(X, w):
 class _Keys:
     """Keys, weights and values prepared for the engine (one dtype throughout)."""
 
-    def __init__(self, keys, values, scale, key_weights, kernel, dtype):
+    def __init__(
+        self, keys, values, scale, key_weights, kernel, dtype, unit_weights=None
+    ):
         keys = np.asarray(keys)
         n, d = keys.shape
         self.kernel = kernel
@@ -134,7 +137,10 @@ class _Keys:
         self.log_w = np.log(w / w_max).astype(dtype)
         self.uniform = bool(np.all(w == w_max))  # every log-weight is 0
         with np.errstate(divide="ignore"):
-            self.self_log_w = np.log(np.maximum(w - 1.0, 0.0) / w_max).astype(dtype)
+            # a row of weight w keeps w - u copies of itself in leave-one-out mode,
+            # u the weight of one copy (1, or a class weight)
+            unit = 1.0 if unit_weights is None else np.asarray(unit_weights, float)
+            self.self_log_w = np.log(np.maximum(w - unit, 0.0) / w_max).astype(dtype)
         self.scale = np.asarray(scale, dtype=float)
         if not (np.isfinite(self.scale).all() and np.all(self.scale > 0)):
             raise ValueError(

@@ -10,12 +10,15 @@ The model pools the training targets with the engine's weights
   (n_components, n_features),
 
 on standardised features ``z`` (centred, divided by each feature's spread; one common
-spread for the isotropic metric). The objective is the weighted leave-one-out squared
-error divided by the weighted total sum of squares, i.e. ``1 - R^2`` of the
-leave-one-out predictions, plus ``alpha`` times the squared norm of the parameters.
+spread for the isotropic metric). The objective is a leave-one-out loss of the pooled
+values (:mod:`skattn._losses`): the weighted squared error divided by the weighted
+total sum of squares, i.e. ``1 - R^2`` of the leave-one-out predictions (regression),
+or the mean log loss of the pooled one-hot classes (classification), plus ``alpha``
+times the squared norm of the parameters.
 
-Gradient: with residuals ``r_i = y_hat_i - y_i``,
-``dL/ds_ij = 2 w_i p_ij r_i . (y_j - y_hat_i)`` and
+Gradient: with ``g_i = dL/dy_hat_i`` (``2 w_i (y_hat_i - y_i)`` for the squared
+error, ``-w_i e_{c_i} / y_hat_i[c_i]`` for the log loss),
+``dL/ds_ij = p_ij g_i . (y_j - y_hat_i)`` and
 ``A_ij = dL/d(u_ij^2) = dL/ds_ij * d log K / d(u^2)`` (zero on the diagonal), so for the
 diagonal metric ``dL/dtheta_k = -2 sum_ij A_ij (zs_ik - zs_jk)^2``, which expands into
 row sums, column sums and one GEMM ``A @ Zs``, and for the full metric
@@ -38,6 +41,7 @@ from skattn._engine import (
     weighted_mean,
 )
 from skattn._kernels import get_kernel
+from skattn._losses import get_loss
 
 __all__ = ["LeaveOneOutObjective", "LEARNABLE_KERNELS", "METRICS"]
 
@@ -66,17 +70,36 @@ class LeaveOneOutObjective:
         L2 penalty on the parameters.
     n_jobs : int or None
         Threads over chunks of query rows.
+    loss : {"squared", "log"}, default="squared"
+        The loss of the pooled values (:mod:`skattn._losses`); "log" needs one-hot
+        ``Y``.
+    unit_weights : ndarray of shape (n_samples,), default=None
+        The weight of one copy of each row (1 by default; a classifier's class
+        weight): in leave-one-out, row ``i`` keeps ``w_i - u_i`` of its weight.
     """
 
     def __init__(
-        self, X, Y, sample_weight, *, kernel, metric, n_components, alpha, n_jobs
+        self,
+        X,
+        Y,
+        sample_weight,
+        *,
+        kernel,
+        metric,
+        n_components,
+        alpha,
+        n_jobs,
+        loss="squared",
+        unit_weights=None,
     ):
         self.kernel = get_kernel(kernel)
+        self.loss = get_loss(loss)
         if self.kernel.dlog_dsq is None:
             raise ValueError(f"kernel {self.kernel.name!r} cannot be learned.")
         self.metric = metric
         self.alpha = float(alpha)
         self.n_jobs = n_jobs
+        self.unit_weights = unit_weights
         X = np.asarray(X, dtype=np.float64)
         self.Y = np.asarray(Y, dtype=np.float64)
         self.w = np.asarray(sample_weight, dtype=np.float64)
@@ -88,9 +111,7 @@ class LeaveOneOutObjective:
             spread = np.full(self.n_features, np.sqrt(np.mean(spread**2)))
         self.spread = spread
         self.Z = (X - self.center) / spread
-        y_mean = self.w @ self.Y / self.w.sum()
-        tss = float(self.w @ ((self.Y - y_mean) ** 2).sum(axis=1))
-        self.tss = tss if tss > 0 else 1.0
+        self.normaliser = self.loss.normaliser(self.Y, self.w)
         self.rows = chunk_rows(self.n_samples, 8, n_temporaries=3)
 
     # -- parameters <-> user-facing quantities -------------------------------------
@@ -164,6 +185,7 @@ class LeaveOneOutObjective:
             self.w,
             self.kernel,
             np.float64,
+            unit_weights=self.unit_weights,
         )
         queries = np.arange(self.n_samples) if rows is None else np.asarray(rows)
         parts = map_slices(
@@ -187,7 +209,7 @@ class LeaveOneOutObjective:
             grad = -2.0 * D
             if self.metric == "isotropic":
                 grad = np.array([grad.sum()])
-        factor = 1.0 / self.tss
+        factor = 1.0 / self.normaliser
         if rows is not None:
             factor *= self.w.sum() / self.w[queries].sum()
         loss = loss * factor + self.alpha * float(params @ params)
@@ -220,21 +242,21 @@ class LeaveOneOutObjective:
                 pooled = finish_chunk(
                     keys, e, own, exact_rows(keys, qz, keys.raw[own]), normalize=True
                 )
-                residual = pooled - self.Y[own]
-                w_q = self.w[own]
-                loss += float(w_q @ np.einsum("ij,ij->i", residual, residual))
+                value, G = self.loss.value_and_gradient(
+                    pooled, self.Y[own], self.w[own]
+                )
+                loss += value
 
-                # A_ij = 2 w_i p_ij r_i.(y_j - y_hat_i) * dlogK/d(u^2)
-                A = np.matmul(residual, self.Y.T, out=b_buf[:m])
-                A -= np.einsum("ij,ij->i", residual, pooled)[:, None]
+                # A_ij = p_ij g_i.(y_j - y_hat_i) * dlogK/d(u^2), g_i = dL/dy_hat_i
+                A = np.matmul(G, self.Y.T, out=b_buf[:m])
+                A -= np.einsum("ij,ij->i", G, pooled)[:, None]
                 A *= e
                 if gaussian:
-                    A *= -w_q[:, None]  # 2 * (-1/2)
+                    A *= -0.5
                 else:
                     dk = self.kernel.dlog_dsq(sq)
                     dk[sq == 0] = 0.0  # no distance, no gradient (zero differences)
                     A *= dk
-                    A *= 2.0 * w_q[:, None]
                 A[np.arange(m), own] = 0.0
 
                 row_sums = A.sum(axis=1)

@@ -2,7 +2,13 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from skattn import AttentionPooling, AttentionRegressor, NadarayaWatsonRegressor
+from skattn import (
+    AttentionClassifier,
+    AttentionPooling,
+    AttentionRegressor,
+    NadarayaWatsonClassifier,
+    NadarayaWatsonRegressor,
+)
 
 INIT_PARAMS = {
     NadarayaWatsonRegressor: [
@@ -21,6 +27,20 @@ INIT_PARAMS = {
         {"metric": "isotropic", "init": "scott", "max_iter": 20, "tol": 1e-8},
         {"metric": "full", "max_iter": 20, "tol": 1e-8},
         {"kernel": "exponential", "alpha": 0.01, "max_iter": 20, "tol": 1e-8},
+        {"batch_size": 16, "max_iter": 30, "random_state": 0},
+    ],
+    NadarayaWatsonClassifier: [
+        {},
+        {"bandwidth": "cv"},
+        {"kernel": "tophat", "bandwidth": "cv"},
+        {"kernel": "epanechnikov", "bandwidth": 1.5, "class_weight": "balanced"},
+        {"bandwidth": "silverman", "n_jobs": 2},
+    ],
+    AttentionClassifier: [
+        {"max_iter": 20, "tol": 1e-8},
+        {"metric": "isotropic", "init": "scott", "max_iter": 20, "tol": 1e-8},
+        {"metric": "full", "alpha": 1e-3, "max_iter": 20, "tol": 1e-8},
+        {"kernel": "exponential", "class_weight": "balanced", "max_iter": 20},
         {"batch_size": 16, "max_iter": 30, "random_state": 0},
     ],
     AttentionPooling: [

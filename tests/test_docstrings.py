@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 import pytest
 from numpydoc.docscrape import ClassDoc, FunctionDoc
+from sklearn.base import is_classifier
 from sklearn.datasets import make_regression
 
 import skattn
@@ -26,6 +27,8 @@ def test_parameters_and_attributes_documented(estimator):
 
     X, y = make_regression(n_samples=30, n_features=3, random_state=0)
     X = X.astype(np.float64)
+    if is_classifier(estimator):
+        y = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
     estimator.fit(X, y)
     documented_attrs = {a.name.split(" : ")[0] for a in doc["Attributes"]}
     fitted = {

@@ -1,0 +1,75 @@
+"""Losses of pooled values against targets, for bandwidth selection and learning.
+
+Each loss takes, for a chunk of rows, the pooled values ``P`` (n_rows, n_outputs), the
+targets ``Y`` (same shape; one-hot classes for the log loss) and the row weights ``w``,
+and gives the weighted sum of the rows' losses and its gradient with respect to ``P``.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+
+__all__ = ["LOSSES", "get_loss"]
+
+
+class SquaredLoss:
+    """``sum_i w_i ||P_i - Y_i||^2``; normalised by the weighted total sum of squares,
+    so that the objective is ``1 - R^2`` of the pooled values."""
+
+    name = "squared"
+
+    def value(self, P, Y, w):
+        residual = P - Y
+        return float(w @ np.einsum("ij,ij->i", residual, residual))
+
+    def value_and_gradient(self, P, Y, w):
+        residual = P - Y
+        value = float(w @ np.einsum("ij,ij->i", residual, residual))
+        return value, 2.0 * w[:, None] * residual
+
+    def normaliser(self, Y, w):
+        mean = w @ Y / w.sum()
+        tss = float(w @ ((Y - mean) ** 2).sum(axis=1))
+        return tss if tss > 0 else 1.0
+
+
+class LogLoss:
+    """``-sum_i w_i log max(P_i[c_i], eps)`` with ``Y`` one-hot and ``eps`` the
+    machine epsilon of float64 (as :func:`sklearn.metrics.log_loss` clips);
+    normalised by the total weight, so that the objective is the mean log loss."""
+
+    name = "log"
+    eps = np.finfo(np.float64).eps
+
+    def _true_class_probability(self, P, Y):
+        return np.einsum("ij,ij->i", P, Y)
+
+    def value(self, P, Y, w):
+        p = np.maximum(self._true_class_probability(P, Y), self.eps)
+        return float(-(w @ np.log(p)))
+
+    def value_and_gradient(self, P, Y, w):
+        p = self._true_class_probability(P, Y)
+        clipped = p <= self.eps
+        p_safe = np.where(clipped, self.eps, p)
+        value = float(-(w @ np.log(p_safe)))
+        factor = np.where(clipped, 0.0, -w / p_safe)
+        return value, factor[:, None] * Y
+
+    def normaliser(self, Y, w):
+        return float(w.sum())
+
+
+LOSSES = {"squared": SquaredLoss(), "log": LogLoss()}
+
+
+def get_loss(loss):
+    """The loss object for a name in ``LOSSES`` (or a loss object itself)."""
+    if isinstance(loss, str):
+        try:
+            return LOSSES[loss]
+        except KeyError:
+            raise ValueError(
+                f"Unknown loss {loss!r}; expected one of {sorted(LOSSES)}."
+            ) from None
+    return loss
