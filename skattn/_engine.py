@@ -21,8 +21,8 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
   (ties share by weight), which is also the ``h -> 0`` limit of the Gaussian kernel.
   The result is never NaN.
 * Leave-one-out mode (queries are the keys) gives each row's own key the log-weight
-  ``log(max(w_i - u_i, 0))``: a row of weight ``w`` keeps ``w - 1`` copies of itself
-  (``u_i``, the weight of one copy, is 1 unless a classifier's class weights set it).
+  ``log(max(w_i - u_i, 0))``: leaving the row out takes one copy's weight ``u_i`` (1,
+  or a classifier's class weight), so a row of weight ``w`` keeps ``w - 1`` copies.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -139,7 +139,10 @@ class _Keys:
         with np.errstate(divide="ignore"):
             # a row of weight w keeps w - u copies of itself in leave-one-out mode,
             # u the weight of one copy (1, or a class weight)
-            unit = 1.0 if unit_weights is None else np.asarray(unit_weights, float)
+            unit = (
+                np.ones(n) if unit_weights is None else np.asarray(unit_weights, float)
+            )
+            self.unit = unit
             self.self_log_w = np.log(np.maximum(w - unit, 0.0) / w_max).astype(dtype)
         self.scale = np.asarray(scale, dtype=float)
         if not (np.isfinite(self.scale).all() and np.all(self.scale > 0)):
@@ -393,17 +396,18 @@ def _concentration(keys, e, own):
     """Entropy and effective number of keys of normalised weights ``e``, counting
     a key of weight ``w`` as ``w`` copies (each gets ``1 / w`` of its attention):
     ``-sum_j p_j log(p_j / w_j)`` and ``1 / sum_j p_j^2 / w_j``. In leave-one-out
-    mode a row's own key counts as ``w - 1`` copies."""
+    mode a row's own key keeps ``w - u`` of its weight (``u`` one copy's)."""
     inverse_w = (1.0 / keys.w).astype(e.dtype)
     log_w = np.log(keys.w).astype(e.dtype)
     sum_sq = np.einsum("ij,ij->i", e, e * inverse_w)
     entropy = entr(e).sum(axis=1) + e @ log_w
     if own is not None:
         p = e[np.arange(len(own)), own]
-        kept = p > 0  # weight w - 1 > 0
+        kept = p > 0  # weight w - u > 0
         w_own = keys.w[own[kept]]
-        sum_sq[kept] += p[kept] ** 2 * (1.0 / (w_own - 1.0) - 1.0 / w_own)
-        entropy[kept] += p[kept] * (np.log(w_own - 1.0) - np.log(w_own))
+        left = w_own - keys.unit[own[kept]]
+        sum_sq[kept] += p[kept] ** 2 * (1.0 / left - 1.0 / w_own)
+        entropy[kept] += p[kept] * (np.log(left) - np.log(w_own))
     stats = np.empty((len(e), 2), dtype=e.dtype)
     stats[:, 0] = np.maximum(entropy, 0.0)
     stats[:, 1] = 1.0 / sum_sq
