@@ -78,7 +78,9 @@ def tuned_neighbours(nca, scoring, memory):
 def models(memory):
     scaled = lambda model: make_pipeline(StandardScaler(), model)  # noqa: E731
     return {
-        "NadarayaWatsonClassifier(cv)": scaled(NadarayaWatsonClassifier(bandwidth="cv")),
+        "NadarayaWatsonClassifier(cv)": scaled(
+            NadarayaWatsonClassifier(bandwidth="cv")
+        ),
         "AttentionClassifier(diagonal)": scaled(AttentionClassifier()),
         "AttentionClassifier(full)": scaled(AttentionClassifier(metric="full")),
         "AttentionClassifier(full, alpha=1e-2)": scaled(

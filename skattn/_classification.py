@@ -228,9 +228,10 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Maximum number of L-BFGS-B iterations, or of mini-batch steps when
         ``batch_size`` is set.
 
-    tol : float, default=1e-5
-        Convergence tolerance of L-BFGS-B; in mini-batch mode, the relative
-        improvement of the smoothed loss below which a step counts as no change.
+    tol : float, default=1e-8
+        Convergence tolerance of L-BFGS-B (its ``ftol`` and ``gtol``); in
+        mini-batch mode, the relative improvement of the smoothed loss below which
+        a step counts as no change.
 
     batch_size : int, default=None
         None: the full leave-one-out objective, O(n^2 d) per iteration. An int:
@@ -344,7 +345,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         init="auto",
         alpha=0.0,
         max_iter=100,
-        tol=1e-5,
+        tol=1e-8,
         batch_size=None,
         learning_rate_init=0.05,
         warm_start=False,

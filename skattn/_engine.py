@@ -318,7 +318,7 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
         eligible = np.isfinite(row_log_w)
         if not eligible.any():
             continue
-        dist[~eligible] = np.inf
+        dist[~eligible | np.isnan(dist)] = np.inf
         nearest = dist == dist.min()
         w = np.where(nearest, np.exp(row_log_w - row_log_w[nearest].max()), 0.0)
         weights[r] = w / w.sum()

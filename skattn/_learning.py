@@ -46,6 +46,7 @@ from skattn._losses import get_loss
 __all__ = ["LeaveOneOutObjective", "LEARNABLE_KERNELS", "METRICS"]
 
 LEARNABLE_KERNELS = ("gaussian", "exponential")
+PARAM_BOUND = 25.0
 METRICS = ("isotropic", "diagonal", "full")
 
 
@@ -115,6 +116,19 @@ class LeaveOneOutObjective:
         self.rows = chunk_rows(self.n_samples, 8, n_temporaries=3)
 
     # -- parameters <-> user-facing quantities -------------------------------------
+
+    @property
+    def bounds(self):
+        """Box bounds of the parameters, (lower, upper): log-bandwidths within
+        ``PARAM_BOUND`` of a feature's spread, projection entries below its
+        exponential. Beyond them nothing changes but overflow: a feature whose
+        bandwidth is 1e-11 of its spread already separates every distinct value,
+        and one at 1e11 is already ignored."""
+        if self.metric == "full":
+            bound = float(np.exp(PARAM_BOUND))
+        else:
+            bound = PARAM_BOUND
+        return -bound, bound
 
     @property
     def n_params(self):
