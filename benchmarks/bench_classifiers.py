@@ -11,7 +11,8 @@ load_wine, load_breast_cancer, load_digits and make_classification(n_samples=200
 n_features=20, n_informative=5, random_state=0), of
 
 - NadarayaWatsonClassifier(bandwidth="cv") (leave-one-out log loss);
-- AttentionClassifier, metric "diagonal" and "full" (and "full" with alpha=1e-2);
+- AttentionClassifier, metric "diagonal" and "full" (default alpha=1e-2), and "full"
+  with alpha=1e-3;
 - KNeighborsClassifier tuned by an inner 5-fold GridSearchCV over n_neighbors and
   weights, once for accuracy and once for log loss;
 - NeighborhoodComponentsAnalysis + KNeighborsClassifier, tuned the same two ways
@@ -83,8 +84,8 @@ def models(memory):
         ),
         "AttentionClassifier(diagonal)": scaled(AttentionClassifier()),
         "AttentionClassifier(full)": scaled(AttentionClassifier(metric="full")),
-        "AttentionClassifier(full, alpha=1e-2)": scaled(
-            AttentionClassifier(metric="full", alpha=1e-2)
+        "AttentionClassifier(full, alpha=1e-3)": scaled(
+            AttentionClassifier(metric="full", alpha=1e-3)
         ),
         "KNN tuned for accuracy": tuned_neighbours(False, "accuracy", memory),
         "KNN tuned for log loss": tuned_neighbours(False, "neg_log_loss", memory),

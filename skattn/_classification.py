@@ -219,10 +219,15 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         ("cv" is the leave-one-out log-loss choice of
         :class:`NadarayaWatsonClassifier`).
 
-    alpha : float, default=0.0
+    alpha : float, default=1e-2
         L2 penalty on the learned parameters (log-bandwidths in units of each
         feature's standard deviation, or the projection of the standardised
-        features). Worth tuning for "full" on small data.
+        features). Unlike the squared error of regression, the leave-one-out log
+        loss of classes that the training rows separate goes to 0 as the kernel
+        sharpens without bound, and the model becomes overconfident on new data:
+        at alpha=0 the 5-fold log loss on load_wine is 0.77 ("diagonal"), at 1e-2
+        0.12. Tune it (1e-3 to 1e-1) by cross-validation with
+        ``scoring="neg_log_loss"``.
 
     max_iter : int, default=100
         Maximum number of L-BFGS-B iterations, or of mini-batch steps when
@@ -326,7 +331,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
     >>> X, y = load_wine(return_X_y=True)
     >>> model = AttentionClassifier(metric="diagonal")
     >>> print(f"{cross_val_score(model, X, y).mean():.2f}")
-    0.94
+    0.96
     """
 
     _nonparametric = "NadarayaWatsonClassifier"
@@ -343,7 +348,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         n_components=None,
         kernel="gaussian",
         init="auto",
-        alpha=0.0,
+        alpha=1e-2,
         max_iter=100,
         tol=1e-8,
         batch_size=None,
