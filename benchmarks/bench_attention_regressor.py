@@ -93,7 +93,8 @@ class KernelRegCV(RegressorMixin, BaseEstimator):
             reg_type="lc",
             bw="cv_ls",
         )
-        self.bandwidth_ = np.asarray(self.model_.bw, dtype=float)
+        # Nelder-Mead may return a negative bandwidth; the kernel only sees its square.
+        self.bandwidth_ = np.abs(np.asarray(self.model_.bw, dtype=float))
         return self
 
     def predict(self, X):

@@ -65,7 +65,7 @@ def _max_distance_error(dtype):
     return max(_DISTANCE_ERROR_FLOOR, _DISTANCE_ERROR_EPS * np.finfo(dtype).eps)
 
 
-def softmax(logits, axis=-1, out=None):
+def softmax(logits, axis=-1, out=None, row_max=None):
     """Numerically stable softmax along ``axis``.
 
     The row maximum is subtracted before ``exp``. A slice whose logits are all
@@ -74,11 +74,15 @@ def softmax(logits, axis=-1, out=None):
     Parameters
     ----------
     logits : ndarray
-        Floating point scores; ``-inf`` marks an excluded entry.
+        Floating point scores, none of them NaN or ``+inf``; ``-inf`` marks an
+        excluded entry.
     axis : int, default=-1
         Axis along which the weights sum to 1.
     out : ndarray, default=None
         Where to write the result; may be ``logits`` itself.
+    row_max : ndarray, default=None
+        The maximum of ``logits`` along ``axis`` (with ``keepdims``) when the caller
+        has it already; it may be overwritten.
 
     Returns
     -------
@@ -86,7 +90,8 @@ def softmax(logits, axis=-1, out=None):
         Non-negative weights summing to 1 along ``axis`` (or all zero).
     """
     logits = np.asarray(logits)
-    row_max = np.max(logits, axis=axis, keepdims=True)
+    if row_max is None:
+        row_max = np.max(logits, axis=axis, keepdims=True)
     row_max[~np.isfinite(row_max)] = 0.0
     out = np.subtract(logits, row_max, out=out)
     np.exp(out, out=out)
