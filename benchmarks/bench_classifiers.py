@@ -2,7 +2,7 @@
 model. Prints one table from one run.
 
     pip install ".[bench]"
-    python benchmarks/bench_classifiers.py          # everything (~15 minutes)
+    python benchmarks/bench_classifiers.py          # everything (~25 minutes)
     python benchmarks/bench_classifiers.py --quick  # iris and wine only
 
 5-fold stratified CV accuracy and log loss (mean over folds; the same folds for every
@@ -12,7 +12,8 @@ n_features=20, n_informative=5, random_state=0), of
 
 - NadarayaWatsonClassifier(bandwidth="cv") (leave-one-out log loss);
 - AttentionClassifier, metric "diagonal" and "full" (default alpha=1e-2), and "full"
-  with alpha=1e-3;
+  with alpha=1e-3; and AttentionClassifier tuned for log loss by an inner 3-fold
+  GridSearchCV over metric ("diagonal", "full") and alpha (1e-3, 1e-2);
 - KNeighborsClassifier tuned by an inner 5-fold GridSearchCV over n_neighbors and
   weights, once for accuracy and once for log loss;
 - NeighborhoodComponentsAnalysis + KNeighborsClassifier, tuned the same two ways
@@ -20,7 +21,9 @@ n_features=20, n_informative=5, random_state=0), of
 - LogisticRegression (default, C=1).
 
 Targets: AttentionClassifier's log loss the best of the attention/neighbour family
-on every dataset; its accuracy at least that of NCA + KNN on average.
+on every dataset; its accuracy at least that of NCA + KNN on average. The summary
+judges the tuned row, which is tuned as the neighbour methods are; the fixed settings
+show what the defaults give.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -49,6 +52,7 @@ from skattn import AttentionClassifier, NadarayaWatsonClassifier
 
 ROWS = []
 FAMILY = "attention/neighbour"
+TUNED = "AttentionClassifier tuned for log loss"
 
 
 def report(section, what, seconds, accuracy, logloss, note=""):
@@ -86,6 +90,15 @@ def models(memory):
         "AttentionClassifier(full)": scaled(AttentionClassifier(metric="full")),
         "AttentionClassifier(full, alpha=1e-3)": scaled(
             AttentionClassifier(metric="full", alpha=1e-3)
+        ),
+        TUNED: GridSearchCV(
+            scaled(AttentionClassifier()),
+            {
+                "attentionclassifier__metric": ["diagonal", "full"],
+                "attentionclassifier__alpha": [1e-3, 1e-2],
+            },
+            scoring="neg_log_loss",
+            cv=3,
         ),
         "KNN tuned for accuracy": tuned_neighbours(False, "accuracy", memory),
         "KNN tuned for log loss": tuned_neighbours(False, "neg_log_loss", memory),
@@ -134,16 +147,17 @@ def main():
     ours = [k for k in next(iter(results.values())) if k.startswith("AttentionCl")]
     family = [k for k in next(iter(results.values())) if k != "LogisticRegression"]
     for data, per in results.items():
-        best_ours = min(per[k][1] for k in ours)
+        tuned = per[TUNED][1]
+        best_fixed = min(per[k][1] for k in ours if k != TUNED)
         best_other = min(per[k][1] for k in family if k not in ours)
         report(
             "summary",
-            f"{data}: best AttentionClassifier log loss vs best other {FAMILY}",
+            f"{data}: log loss of {TUNED} (best fixed setting) vs best other {FAMILY}",
             0.0,
             np.nan,
-            best_ours,
-            note=f"{best_other:.4f} ({'ours' if best_ours <= best_other else 'theirs'}"
-            " lower)",
+            tuned,
+            note=f"({best_fixed:.4f}) vs {best_other:.4f}: "
+            f"{'ours' if tuned <= best_other else 'theirs'} lower",
         )
     for label in family:
         report(
