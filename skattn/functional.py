@@ -949,7 +949,7 @@ def spatial_attention(x, conv_weight, conv_bias=0.0, return_gate=False):
         raise ValueError(
             f"conv_bias must be a number or have shape (1,); got shape {bias.shape}."
         )
-    dtype = _common_dtype(x, weight, bias)
+    dtype = _common_dtype(x, weight)  # the bias is one number: it sets no dtype
     pooled = np.stack([x.mean(axis=1), x.max(axis=1)], axis=1)
     pad = ((0, 0), (0, 0), (k_h // 2, k_h // 2), (k_w // 2, k_w // 2))
     windows = np.lib.stride_tricks.sliding_window_view(

@@ -770,3 +770,24 @@ def test_functions_documented_with_formula_and_example(name):
     assert doc["Returns"], name
     assert ">>>" in func.__doc__, name
     assert ".. math::" in func.__doc__, name
+
+
+def test_float32_stays_float32_everywhere():
+    f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    x = f32(2, 5, 8)
+    out, w = F.multi_head_attention(
+        x, x, x, f32(8, 8), f32(8, 8), f32(8, 8), f32(8, 4), 2, return_weights=True
+    )
+    assert out.dtype == np.float32 and w.dtype == np.float32
+    y, gate = F.spatial_attention(f32(1, 3, 6, 6), f32(1, 2, 3, 3), return_gate=True)
+    assert y.dtype == np.float32 and gate.dtype == np.float32
+    out, w = F.additive_attention(
+        f32(3, 2),
+        f32(4, 2),
+        f32(4, 1),
+        f32(2, 3),
+        f32(2, 3),
+        f32(3),
+        return_weights=True,
+    )
+    assert out.dtype == np.float32 and w.dtype == np.float32
