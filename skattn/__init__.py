@@ -4,6 +4,7 @@
 
 from skattn._attention import AttentionRegressor
 from skattn._classification import AttentionClassifier, NadarayaWatsonClassifier
+from skattn._display import AttentionWeightsDisplay, FeatureRelevanceDisplay
 from skattn._nadaraya_watson import NadarayaWatsonRegressor
 from skattn._pooling import AttentionPooling
 from skattn._version import __version__
@@ -12,6 +13,8 @@ __all__ = [
     "AttentionClassifier",
     "AttentionPooling",
     "AttentionRegressor",
+    "AttentionWeightsDisplay",
+    "FeatureRelevanceDisplay",
     "NadarayaWatsonClassifier",
     "NadarayaWatsonRegressor",
     "__version__",
