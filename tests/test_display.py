@@ -137,6 +137,7 @@ def test_relevance_display_feature_names_and_scalar_bandwidth(data):
     assert len(display.bars_) == 2
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_relevance_display_errors(data):
     X, y = data
     with pytest.raises(NotFittedError):
