@@ -32,9 +32,8 @@ import numbers
 
 import numpy as np
 from scipy.special import expit
-from sklearn import get_config
 
-from skattn._engine import attention_pool
+from skattn._engine import attention_pool, chunk_rows
 from skattn._engine import softmax as _stable_softmax
 from skattn._kernels import KERNELS, get_kernel
 
@@ -67,16 +66,37 @@ def _float_array(x, name, finite=True):
     return x
 
 
-def _common_dtype(*arrays):
-    return np.result_type(*arrays)
+def _attention_inputs(query, key, value, same_features):
+    """Validated (..., n, d) query, key and value arrays and their batch shape.
 
-
-def _check_ndim(x, name, ndim, layout):
-    if x.ndim < ndim:
+    ``same_features``: query and key must share their last dimension (dot-product
+    scores); otherwise each has its own (projected scores).
+    """
+    q_dim, k_dim = ("d", "d") if same_features else ("d_q", "d_k")
+    arrays = {}
+    for name, x, layout in (
+        ("query", query, f"(..., n_queries, {q_dim})"),
+        ("key", key, f"(..., n_keys, {k_dim})"),
+        ("value", value, "(..., n_keys, d_v)"),
+    ):
+        x = _float_array(x, name)
+        if x.ndim < 2:
+            raise ValueError(
+                f"{name} must have at least 2 dimensions {layout}; got shape {x.shape}."
+            )
+        arrays[name] = x
+    query, key, value = arrays.values()
+    if same_features and query.shape[-1] != key.shape[-1]:
         raise ValueError(
-            f"{name} must have at least {ndim} dimensions {layout}; got shape "
-            f"{x.shape}."
+            f"query and key must have the same last dimension; got query "
+            f"{query.shape} and key {key.shape}."
         )
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"key and value must have the same number of keys (axis -2); got key "
+            f"{key.shape} and value {value.shape}."
+        )
+    return query, key, value, _batch_shape(**arrays)
 
 
 def _batch_shape(**arrays):
@@ -334,24 +354,8 @@ def scaled_dot_product_attention(
     >>> out.shape, bool(np.allclose(out.sum(-1), 1)), bool(np.all(out[1, :, 3:] == 0))
     ((2, 4, 6), True, True)
     """
-    query = _float_array(query, "query")
-    key = _float_array(key, "key")
-    value = _float_array(value, "value")
-    _check_ndim(query, "query", 2, "(..., n_queries, d)")
-    _check_ndim(key, "key", 2, "(..., n_keys, d)")
-    _check_ndim(value, "value", 2, "(..., n_keys, d_v)")
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(
-            f"query and key must have the same last dimension; got query "
-            f"{query.shape} and key {key.shape}."
-        )
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key and value must have the same number of keys (axis -2); got key "
-            f"{key.shape} and value {value.shape}."
-        )
-    batch = _batch_shape(query=query, key=key, value=value)
-    dtype = _common_dtype(query, key, value)
+    query, key, value, batch = _attention_inputs(query, key, value, True)
+    dtype = np.result_type(query, key, value)
     if scale is None:
         if query.shape[-1] == 0:
             raise ValueError(
@@ -484,25 +488,14 @@ def additive_attention(
     >>> out.shape, (w[0, 0] > 0).sum(), (w[1, 0] > 0).sum()
     ((2, 1, 10), np.int64(2), np.int64(6))
     """
-    query = _float_array(query, "query")
-    key = _float_array(key, "key")
-    value = _float_array(value, "value")
-    _check_ndim(query, "query", 2, "(..., n_queries, d_q)")
-    _check_ndim(key, "key", 2, "(..., n_keys, d_k)")
-    _check_ndim(value, "value", 2, "(..., n_keys, d_v)")
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key and value must have the same number of keys (axis -2); got key "
-            f"{key.shape} and value {value.shape}."
-        )
+    query, key, value, batch = _attention_inputs(query, key, value, False)
     w_v = _float_array(w_v, "w_v")
     if w_v.ndim != 1:
         raise ValueError(f"w_v must have shape (n_hidden,); got shape {w_v.shape}.")
     n_hidden = w_v.shape[0]
     W_q = _check_weight(W_q, "W_q", (query.shape[-1], n_hidden))
     W_k = _check_weight(W_k, "W_k", (key.shape[-1], n_hidden))
-    batch = _batch_shape(query=query, key=key, value=value)
-    dtype = _common_dtype(query, key, value, W_q, W_k, w_v)
+    dtype = np.result_type(query, key, value, W_q, W_k, w_v)
     n_queries, n_keys = query.shape[-2], key.shape[-2]
     keep = _Keep(batch + (n_queries, n_keys), mask, valid_lens)
     fq = np.broadcast_to(
@@ -511,8 +504,8 @@ def additive_attention(
     fk = np.matmul(key, W_k).astype(dtype, copy=False)[..., None, :, :]
     w_v = w_v.astype(dtype, copy=False)
     scores = np.empty(batch + (n_queries, n_keys), dtype=dtype)
-    per_query = max(1, math.prod(batch) * n_keys * n_hidden * dtype.itemsize)
-    rows = max(1, int(get_config()["working_memory"] * 2**20 // per_query))
+    # a query row's features: (batch, n_keys, n_hidden), then their tanh
+    rows = chunk_rows(math.prod(batch) * n_keys * n_hidden, dtype.itemsize)
     for start in range(0, n_queries, rows):
         stop = min(start + rows, n_queries)
         features = np.tanh(fq[..., start:stop, None, :] + fk)
@@ -603,7 +596,7 @@ def kernel_attention(
         )
     if np.any(bandwidth <= 0):
         raise ValueError(f"bandwidth must be positive; got {bandwidth}.")
-    dtype = _common_dtype(query, key, value)
+    dtype = np.result_type(query, key, value)
     scale = np.broadcast_to(1.0 / bandwidth, (keys.shape[1],))
     result = attention_pool(
         queries.astype(dtype, copy=False),
@@ -696,17 +689,7 @@ def multi_head_attention(
     >>> out.shape, w.shape
     ((2, 5, 16), (2, 4, 5, 5))
     """
-    query = _float_array(query, "query")
-    key = _float_array(key, "key")
-    value = _float_array(value, "value")
-    _check_ndim(query, "query", 2, "(..., n_queries, d_q)")
-    _check_ndim(key, "key", 2, "(..., n_keys, d_k)")
-    _check_ndim(value, "value", 2, "(..., n_keys, d_v)")
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key and value must have the same number of keys (axis -2); got key "
-            f"{key.shape} and value {value.shape}."
-        )
+    query, key, value, batch = _attention_inputs(query, key, value, False)
     W_q = _float_array(W_q, "W_q")
     if W_q.ndim != 2:
         raise ValueError(f"W_q must have shape (d_q, d_model); got shape {W_q.shape}.")
@@ -733,7 +716,6 @@ def multi_head_attention(
         ("b_o", b_o, W_o.shape[1]),
     ):
         biases[name] = None if b is None else _check_weight(b, name, (size,))
-    batch = _batch_shape(query=query, key=key, value=value)
     n_queries, n_keys = query.shape[-2], key.shape[-2]
     # validate mask and valid_lens against the head-free shapes, for clear errors
     _Keep(batch + (n_queries, n_keys), mask, valid_lens)
@@ -880,7 +862,7 @@ def squeeze_excitation(x, W1, b1, W2, b2, return_gate=False):
     b1 = _check_weight(b1, "b1", (n_reduced,))
     W2 = _check_weight(W2, "W2", (n_reduced, n_channels))
     b2 = _check_weight(b2, "b2", (n_channels,))
-    dtype = _common_dtype(x, W1, b1, W2, b2)
+    dtype = np.result_type(x, W1, b1, W2, b2)
     squeezed = x.mean(axis=(2, 3))
     hidden = np.maximum(squeezed @ W1 + b1, 0.0)
     gate = expit(hidden @ W2 + b2).astype(dtype, copy=False)
@@ -949,7 +931,7 @@ def spatial_attention(x, conv_weight, conv_bias=0.0, return_gate=False):
         raise ValueError(
             f"conv_bias must be a number or have shape (1,); got shape {bias.shape}."
         )
-    dtype = _common_dtype(x, weight)  # the bias is one number: it sets no dtype
+    dtype = np.result_type(x, weight)  # the bias is one number: it sets no dtype
     pooled = np.stack([x.mean(axis=1), x.max(axis=1)], axis=1)
     pad = ((0, 0), (0, 0), (k_h // 2, k_h // 2), (k_w // 2, k_w // 2))
     windows = np.lib.stride_tricks.sliding_window_view(
