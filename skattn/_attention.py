@@ -562,6 +562,17 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         -------
         self : object
             Fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_friedman1
+        >>> from skattn import AttentionRegressor
+        >>> X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
+        >>> model = AttentionRegressor(metric="isotropic").fit(X, y)
+        >>> model.bandwidth_.round(3)  # one learned bandwidth, for every feature
+        array([0.171, 0.171, 0.171, 0.171, 0.171, 0.171])
+        >>> model.loss_curve_[0] > model.loss_curve_[-1]  # leave-one-out loss went down
+        True
         """
         X, y = validate_data(
             self,

@@ -72,6 +72,19 @@ class _AttentionPoolingBase(BaseEstimator):
             Non-negative weights; each row sums to 1. Column ``j`` is training row
             ``j`` (zero for rows fitted with zero sample weight). Dense: mind the
             memory for many queries and training rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+        >>> weights = model.attention_weights([[0.5], [3.0]])
+        >>> weights.round(3)
+        array([[0.488, 0.488, 0.024],
+               [0.01 , 0.118, 0.872]])
+        >>> (weights @ np.array([0.0, 1.0, 3.0])).round(3)  # the predictions
+        array([0.561, 2.735])
         """
         dtype, (_, weights) = self._pool(X, return_weights=True)
         weights = weights.astype(dtype, copy=False)
@@ -98,6 +111,15 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
             Attention-weighted averages of the training targets, in the dtype of
             ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+        >>> model.predict([[0.5], [3.0]]).round(3)
+        array([0.561, 2.735])
         """
         dtype, pooled = self._pool(X, return_weights=False)
         pooled = pooled.astype(dtype, copy=False)
@@ -164,6 +186,16 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         -------
         proba : ndarray of shape (n_queries, n_classes)
             Non-negative, each row sums to 1; columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonClassifier
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> clf = NadarayaWatsonClassifier(bandwidth=1.0).fit(X, ["a", "a", "b", "b"])
+        >>> clf.predict_proba([[0.5], [2.0]]).round(3)
+        array([[0.975, 0.025],
+               [0.5  , 0.5  ]])
         """
         dtype, pooled = self._pool(X, return_weights=False)
         proba = np.clip(pooled, 0.0, 1.0)
@@ -181,6 +213,16 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         Returns
         -------
         log_proba : ndarray of shape (n_queries, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonClassifier
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> clf = NadarayaWatsonClassifier(bandwidth=1.0).fit(X, ["a", "a", "b", "b"])
+        >>> clf.predict_log_proba([[0.5], [2.0]]).round(3)
+        array([[-0.026, -3.67 ],
+               [-0.693, -0.693]])
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -197,6 +239,15 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         Returns
         -------
         y_pred : ndarray of shape (n_queries,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonClassifier
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> clf = NadarayaWatsonClassifier(bandwidth=1.0).fit(X, ["a", "a", "b", "b"])
+        >>> clf.predict([[0.5], [2.0], [3.5]])  # 2.0 is a tie: the first class wins
+        array(['a', 'a', 'b'], dtype='<U1')
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]

@@ -150,6 +150,19 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         -------
         self : object
             Fitted estimator.
+
+        Examples
+        --------
+        Sample weights act as repetition: a weight of 2 is the row twice.
+
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonClassifier
+        >>> X, y = np.array([[0.0], [1.0], [2.0]]), np.array(["a", "b", "a"])
+        >>> clf = NadarayaWatsonClassifier(bandwidth=1.0)
+        >>> weighted = clf.fit(X, y, sample_weight=[1, 2, 1]).predict_proba(X)
+        >>> repeated = clf.fit(X[[0, 1, 1, 2]], y[[0, 1, 1, 2]]).predict_proba(X)
+        >>> np.allclose(weighted, repeated)
+        True
         """
         cv = isinstance(self.bandwidth, str) and self.bandwidth == "cv"
         X, y = validate_data(
@@ -396,6 +409,15 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         -------
         self : object
             Fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skattn import AttentionClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = AttentionClassifier(metric="diagonal").fit(X, y)
+        >>> clf.feature_importances_.round(2)  # the petal features matter most
+        array([0.03, 0.04, 0.5 , 0.43])
         """
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2

@@ -139,6 +139,17 @@ class AttentionWeightsDisplay:
         -------
         display : AttentionWeightsDisplay
             The display, with ``ax_``, ``figure_``, ``image_`` and ``colorbar_``.
+
+        Examples
+        --------
+        >>> import matplotlib.pyplot as plt
+        >>> import numpy as np
+        >>> from skattn import AttentionWeightsDisplay
+        >>> weights = np.full((3, 4), 0.25)
+        >>> fig, ax = plt.subplots()
+        >>> display = AttentionWeightsDisplay(weights).plot(ax=ax, cmap="Blues")
+        >>> display.ax_ is ax
+        True
         """
         plt = _pyplot()
         if ax is None:
@@ -248,6 +259,22 @@ class AttentionWeightsDisplay:
         -------
         display : AttentionWeightsDisplay
             The drawn display.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from skattn import AttentionWeightsDisplay, NadarayaWatsonRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(0, 5, size=(60, 2))
+        >>> y = np.sin(X[:, 0]) + X[:, 1]
+        >>> model = make_pipeline(StandardScaler(), NadarayaWatsonRegressor()).fit(X, y)
+        >>> display = AttentionWeightsDisplay.from_estimator(
+        ...     model, X[:20], X_train=X, sort_by=0
+        ... )
+        >>> display.ax_.get_xlabel()
+        'training rows (keys), sorted by feature 0'
         """
         if not hasattr(estimator, "attention_weights") and not (
             isinstance(estimator, Pipeline)
@@ -347,6 +374,16 @@ class FeatureRelevanceDisplay:
         -------
         display : FeatureRelevanceDisplay
             The display, with ``ax_``, ``figure_`` and ``bars_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import FeatureRelevanceDisplay
+        >>> display = FeatureRelevanceDisplay(
+        ...     np.array([0.7, 0.3]), ["age", "dose"], kind="relevance"
+        ... ).plot(color="C2")
+        >>> len(display.bars_)
+        2
         """
         plt = _pyplot()
         if ax is None:
@@ -385,6 +422,17 @@ class FeatureRelevanceDisplay:
         -------
         display : FeatureRelevanceDisplay
             The drawn display.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_friedman1
+        >>> from skattn import AttentionRegressor
+        >>> X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
+        >>> model = AttentionRegressor(metric="diagonal").fit(X, y)
+        >>> from skattn import FeatureRelevanceDisplay
+        >>> display = FeatureRelevanceDisplay.from_estimator(model, kind="bandwidth")
+        >>> [label.get_text() for label in display.ax_.get_yticklabels()]
+        ['x0', 'x1', 'x2', 'x3', 'x4', 'x5']
         """
         if kind not in ("relevance", "bandwidth"):
             raise ValueError(f"kind must be 'relevance' or 'bandwidth'; got {kind!r}.")

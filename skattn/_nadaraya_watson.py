@@ -178,6 +178,19 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         -------
         self : object
             Fitted estimator.
+
+        Examples
+        --------
+        Sample weights act as repetition: a weight of 2 is the row twice.
+
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X, y = np.array([[0.0], [1.0], [2.0]]), np.array([0.0, 1.0, 4.0])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0)
+        >>> weighted = model.fit(X, y, sample_weight=[1, 2, 1]).predict(X)
+        >>> repeated = model.fit(X[[0, 1, 1, 2]], y[[0, 1, 1, 2]]).predict(X)
+        >>> np.allclose(weighted, repeated)
+        True
         """
         cv = isinstance(self.bandwidth, str) and self.bandwidth == "cv"
         X, y = validate_data(

@@ -278,6 +278,16 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         -------
         self : object
             Fitted transformer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import AttentionPooling
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> y = np.array([0.0, 1.0, 3.0, 4.0])
+        >>> pooling = AttentionPooling(bandwidth=1.0).fit(X, y)
+        >>> pooling.bandwidths_
+        array([[1.]])
         """
         self._fit(X, y, sample_weight)
         return self
@@ -307,6 +317,24 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         -------
         X_out : ndarray of shape (n_samples, n_features_out)
             The pooled values of every head, in the dtype of ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import AttentionPooling
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> y = np.array([0.0, 1.0, 3.0, 4.0])
+        >>> pooling = AttentionPooling(values="features", bandwidth=1.0)
+        >>> pooling.fit_transform(X, y).round(3)  # each row left out of its own keys
+        array([[1.038],
+               [0.598],
+               [3.402],
+               [2.962]])
+        >>> pooling.fit(X, y).transform(X).round(3)  # with its own row among the keys
+        array([[0.396],
+               [0.827],
+               [3.173],
+               [3.604]])
         """
         X, y, T, w = self._fit(X, y, sample_weight)
         n = X.shape[0]
@@ -582,6 +610,17 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         X_out : ndarray of shape (n_queries, n_features_out)
             The pooled values of every head (see :meth:`get_feature_names_out`),
             in the dtype of ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import AttentionPooling
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> y = np.array([0.0, 1.0, 3.0, 4.0])
+        >>> pooling = AttentionPooling(bandwidth=1.0).fit(X, y)
+        >>> pooling.transform([[0.5], [2.0]]).round(3)
+        array([[0.565],
+               [2.   ]])
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -614,6 +653,19 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         Returns
         -------
         feature_names_out : ndarray of str objects
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import AttentionPooling
+        >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+        >>> y = np.array([0.0, 1.0, 3.0, 4.0])
+        >>> pooling = AttentionPooling(
+        ...     values="both", bandwidth_scales=[1.0, 2.0], return_entropy=True
+        ... ).fit(X, y)
+        >>> pooling.get_feature_names_out().tolist()
+        ['head0_target', 'head0_mean_x0', 'head0_entropy',
+         'head1_target', 'head1_mean_x0', 'head1_entropy']
         """
         check_is_fitted(self)
         input_features = _check_feature_names_in(self, input_features)
