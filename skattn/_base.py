@@ -4,11 +4,14 @@ values, weights) and pooling through the engine; the regressor and classifier ba
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import attention_pool
+from skattn._kernels import get_kernel
+from skattn._neighbors import CandidateKeys, candidate_attention_pool
 from skattn.utils._sklearn_compat import validate_data
 
 
@@ -42,10 +45,56 @@ class _AttentionPoolingBase(BaseEstimator):
     def _feature_scale(self):
         return 1.0 / self.bandwidth_
 
+    def _scaled(self, X, dtype):
+        """``X`` in the space where the kernel takes distances."""
+        return (self._features(X) * self._feature_scale()).astype(dtype, copy=False)
+
+    def _fit_neighbors(self):
+        """Build the neighbour index of top-k / radius attention (``n_neighbors``).
+
+        Called at the end of ``fit``, once the bandwidths are known.
+        """
+        n_neighbors = getattr(self, "n_neighbors", None)
+        if n_neighbors is None:
+            self._candidates = None
+            return
+        kernel = get_kernel(self.kernel)
+        if n_neighbors == "radius" and not kernel.compact:
+            raise ValueError(
+                f"n_neighbors='radius' needs a compact kernel (one of 'tophat', "
+                f"'epanechnikov', 'linear', 'cosine'); kernel={self.kernel!r} gives "
+                "every key some weight. Use an int n_neighbors for top-k attention."
+            )
+        self._candidates = CandidateKeys(
+            self._scaled(self._keys, self._keys.dtype),
+            n_neighbors,
+            kernel.radius,
+            self.n_jobs,
+        )
+
+    def _pool_candidates(self, X, dtype, return_weights, return_bound=False):
+        """Pool over each query's nearest keys (``n_neighbors`` set)."""
+        z_queries = self._scaled(X, dtype)
+        indptr, indices = self._candidates.candidates(z_queries)
+        return candidate_attention_pool(
+            z_queries,
+            self._candidates.z_keys.astype(dtype, copy=False),
+            self._values.astype(dtype, copy=False),
+            indptr,
+            indices,
+            kernel=get_kernel(self.kernel),
+            key_weights=self._key_weights,
+            return_weights=return_weights,
+            return_bound=return_bound,
+            complete=self._candidates.k is None,
+        )
+
     def _pool(self, X, return_weights):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dtype = np.result_type(X.dtype, self._keys.dtype)
+        if getattr(self, "_candidates", None) is not None:
+            return X.dtype, self._pool_candidates(X, dtype, return_weights)
         return X.dtype, attention_pool(
             self._features(X),
             self._features(self._keys),
@@ -68,10 +117,12 @@ class _AttentionPoolingBase(BaseEstimator):
 
         Returns
         -------
-        weights : ndarray of shape (n_queries, n_samples_fit)
+        weights : ndarray or scipy.sparse.csr_matrix of shape \
+                (n_queries, n_samples_fit)
             Non-negative weights; each row sums to 1. Column ``j`` is training row
-            ``j`` (zero for rows fitted with zero sample weight). Dense: mind the
-            memory for many queries and training rows.
+            ``j`` (zero for rows fitted with zero sample weight). Dense (mind the
+            memory for many queries and training rows), or a CSR matrix holding
+            each query's candidate keys when ``n_neighbors`` is set.
 
         Examples
         --------
@@ -88,6 +139,14 @@ class _AttentionPoolingBase(BaseEstimator):
         """
         dtype, (_, weights) = self._pool(X, return_weights=True)
         weights = weights.astype(dtype, copy=False)
+        if sparse.issparse(weights):
+            weights.sort_indices()
+            if self._key_index is not None:
+                weights = sparse.csr_matrix(
+                    (weights.data, self._key_index[weights.indices], weights.indptr),
+                    shape=(weights.shape[0], self.n_samples_fit_),
+                )
+            return weights
         if self._key_index is None:
             return weights
         full = np.zeros((weights.shape[0], self.n_samples_fit_), dtype=dtype)

@@ -52,6 +52,21 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         in the "cv" loss): "balanced" uses ``n_samples / (n_classes *
         np.bincount(y))``.
 
+    n_neighbors : int, "radius" or None, default=None
+        Which training rows each query attends to. None: all of them (dense
+        attention, O(n_queries x n_samples) time). An int ``k``: only its ``k``
+        nearest training rows in the bandwidth-scaled space (top-k attention; exact
+        neighbours from :class:`~sklearn.neighbors.NearestNeighbors`, which picks a
+        tree or brute force), O(n_queries x k) after the search; values above the
+        number of training rows mean all of them. With a kernel of full support the
+        result differs from dense attention by at most ``E / (S + E)`` times the
+        range of the targets, where ``S`` is the kernel mass of the ``k`` neighbours
+        and ``E`` the weight of the other rows times the kernel at the ``k``-th
+        neighbour's distance. "radius" (compact kernels only): every training row
+        within the kernel's support, which gives exactly the dense result. The
+        neighbour index is built in ``fit``; ``bandwidth="cv"`` still searches
+        with all rows.
+
     n_jobs : int, default=None
         Number of threads over chunks of queries (and of training rows for "cv").
         ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
@@ -119,15 +134,27 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
             "array-like",
         ],
         "class_weight": _CLASS_WEIGHT,
+        "n_neighbors": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"radius"}),
+            None,
+        ],
         "n_jobs": [Integral, None],
     }
 
     def __init__(
-        self, kernel="gaussian", bandwidth="scott", *, class_weight=None, n_jobs=None
+        self,
+        kernel="gaussian",
+        bandwidth="scott",
+        *,
+        class_weight=None,
+        n_neighbors=None,
+        n_jobs=None,
     ):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.class_weight = class_weight
+        self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -198,6 +225,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         else:
             bandwidth = check_bandwidth(self.bandwidth, X.shape[1])
         self.bandwidth_ = np.asarray(bandwidth, dtype=np.float64)
+        self._fit_neighbors()
         return self
 
 

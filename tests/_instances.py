@@ -21,6 +21,8 @@ INIT_PARAMS = {
         {"kernel": "exponential", "bandwidth": "cv"},
         {"kernel": "linear", "bandwidth": 2.0},
         {"kernel": "cosine", "n_jobs": 2},
+        {"n_neighbors": 5},
+        {"kernel": "epanechnikov", "n_neighbors": "radius", "n_jobs": 2},
     ],
     AttentionRegressor: [
         {"max_iter": 20, "tol": 1e-8},
@@ -35,6 +37,8 @@ INIT_PARAMS = {
         {"kernel": "tophat", "bandwidth": "cv"},
         {"kernel": "epanechnikov", "bandwidth": 1.5, "class_weight": "balanced"},
         {"bandwidth": "silverman", "n_jobs": 2},
+        {"n_neighbors": 5, "bandwidth": "cv"},
+        {"kernel": "tophat", "n_neighbors": "radius", "class_weight": "balanced"},
     ],
     AttentionClassifier: [
         {"max_iter": 20, "tol": 1e-8},

@@ -1,0 +1,150 @@
+"""Top-k and radius attention (``n_neighbors``) against dense attention."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from skattn import NadarayaWatsonClassifier, NadarayaWatsonRegressor
+from skattn._kernels import KERNELS, get_kernel
+
+COMPACT = [k for k in KERNELS if get_kernel(k).compact]
+
+
+def _data(n=200, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=n)
+    Q = 1.5 * rng.normal(size=(60, d))
+    return X, y, Q
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_top_k_with_all_rows_equals_dense(kernel):
+    X, y, Q = _data()
+    w = np.random.default_rng(1).uniform(0.2, 3.0, size=len(y))
+    w[:10] = 0.0  # rows of zero weight are no keys
+    dense = NadarayaWatsonRegressor(kernel=kernel, bandwidth=0.6).fit(X, y, w)
+    for k in (190, 10_000):  # the 190 keys of positive weight; more means all
+        top_k = NadarayaWatsonRegressor(kernel=kernel, bandwidth=0.6, n_neighbors=k)
+        top_k.fit(X, y, w)
+        np.testing.assert_allclose(top_k.predict(Q), dense.predict(Q), rtol=1e-12)
+        weights = top_k.attention_weights(Q)
+        assert sparse.issparse(weights) and weights.shape == (len(Q), len(y))
+        np.testing.assert_allclose(
+            weights.toarray(), dense.attention_weights(Q), rtol=1e-12, atol=1e-15
+        )
+
+
+@pytest.mark.parametrize("kernel", COMPACT)
+def test_radius_equals_dense(kernel):
+    X, y, Q = _data()
+    # Far queries have no key in the support and fall back to the nearest key;
+    # duplicated rows make ties.
+    X = np.vstack([X, X[:5]])
+    y = np.concatenate([y, y[:5] + 1.0])
+    Q = np.vstack([Q, 10 * Q[:5], X[:5] + 3.0])
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=len(y))
+    for bandwidth in (0.3, [0.5, 1.0, 2.0]):
+        dense = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w)
+        radius = NadarayaWatsonRegressor(
+            kernel=kernel, bandwidth=bandwidth, n_neighbors="radius"
+        ).fit(X, y, w)
+        # Equal up to rounding: the dense engine takes distances from a GEMM, the
+        # radius path recomputes them directly; near the support's edge a kernel
+        # like 1 - u**2 turns their last-bit differences into 1e-11 relative.
+        np.testing.assert_allclose(radius.predict(Q), dense.predict(Q), rtol=1e-9)
+        np.testing.assert_allclose(
+            radius.attention_weights(Q).toarray(),
+            dense.attention_weights(Q),
+            rtol=1e-9,
+            atol=1e-13,
+        )
+
+
+def test_radius_classifier_equals_dense():
+    X, y, Q = _data()
+    labels = np.digitize(y, [0.0, 1.0])
+    params = {"kernel": "epanechnikov", "bandwidth": 0.5, "class_weight": "balanced"}
+    dense = NadarayaWatsonClassifier(**params).fit(X, labels)
+    radius = NadarayaWatsonClassifier(**params, n_neighbors="radius").fit(X, labels)
+    np.testing.assert_allclose(
+        radius.predict_proba(Q), dense.predict_proba(Q), rtol=1e-12, atol=1e-15
+    )
+    np.testing.assert_array_equal(radius.predict(Q), dense.predict(Q))
+
+
+def _bound_by_loop(X, w, Q, h, k, value_range):
+    """The documented bound, written plainly: E / (S + E) times the value range."""
+    bounds = []
+    for q in Q:
+        sq = (((q - X) / h) ** 2).sum(axis=1)
+        order = np.argsort(sq, kind="stable")
+        near, far = order[:k], order[k:]
+        kernel = np.exp(-sq / 2)
+        S = (w[near] * kernel[near]).sum()
+        E = w[far].sum() * kernel[near].min()
+        bounds.append(E / (S + E) * value_range)
+    return np.array(bounds)
+
+
+@pytest.mark.parametrize("k", [5, 20, 60])
+def test_gaussian_top_k_error_within_documented_bound(k):
+    X, y, Q = _data(n=300, d=4, seed=3)
+    w = np.random.default_rng(4).uniform(0.5, 2.0, size=len(y))
+    h = 0.8
+    dense = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, w).predict(Q)
+    model = NadarayaWatsonRegressor(bandwidth=h, n_neighbors=k).fit(X, y, w)
+    error = np.abs(model.predict(Q) - dense)
+    bound = _bound_by_loop(X, w, Q, h, k, np.ptp(y))
+    assert np.all(error <= bound * (1 + 1e-9) + 1e-12)
+    assert error.max() > 0  # top-k is an approximation here
+    # The engine's own per-query bound is the same formula.
+    _, engine_bound = model._pool_candidates(
+        Q, np.float64, return_weights=False, return_bound=True
+    )
+    np.testing.assert_allclose(engine_bound * np.ptp(y), bound, rtol=1e-9)
+
+
+def test_top_k_weights_are_a_sparse_distribution():
+    X, y, Q = _data()
+    model = NadarayaWatsonRegressor(n_neighbors=7).fit(X, y)
+    weights = model.attention_weights(Q)
+    assert isinstance(weights, sparse.csr_matrix)
+    assert np.all(np.diff(weights.indptr) == 7)
+    assert weights.data.min() >= 0
+    np.testing.assert_allclose(np.asarray(weights.sum(axis=1)).ravel(), 1.0)
+    np.testing.assert_allclose(weights @ y, model.predict(Q), rtol=1e-12)
+    # The support is the 7 nearest training rows.
+    sq = ((Q[:, None, :] - X[None]) / model.bandwidth_) ** 2
+    nearest = np.sort(np.argsort(sq.sum(axis=2), axis=1)[:, :7], axis=1)
+    np.testing.assert_array_equal(weights.indices.reshape(-1, 7), nearest)
+
+
+def test_top_k_float32_stays_float32():
+    X, y, Q = _data()
+    model = NadarayaWatsonRegressor(n_neighbors=10).fit(X.astype(np.float32), y)
+    assert model.predict(Q.astype(np.float32)).dtype == np.float32
+    dense = NadarayaWatsonRegressor().fit(X, y)
+    top_k = NadarayaWatsonRegressor(n_neighbors=10).fit(X, y)
+    np.testing.assert_allclose(
+        model.predict(Q.astype(np.float32)), top_k.predict(Q), rtol=1e-4, atol=1e-5
+    )
+    assert np.isfinite(dense.predict(Q)).all()
+
+
+def test_radius_needs_a_compact_kernel():
+    X, y, _ = _data()
+    with pytest.raises(ValueError, match="n_neighbors='radius' needs a compact"):
+        NadarayaWatsonRegressor(n_neighbors="radius").fit(X, y)
+
+
+def test_top_k_in_a_grid_search():
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, _ = _data()
+    search = GridSearchCV(
+        NadarayaWatsonRegressor(bandwidth=0.5), {"n_neighbors": [5, 50, None]}, cv=3
+    ).fit(X, y)
+    assert search.best_params_["n_neighbors"] in (5, 50, None)
