@@ -2,8 +2,9 @@
 
 Dense attention costs O(n_queries x n_keys). Far keys get negligible weight (none at
 all outside a compact kernel's support), so for large data each query can attend to
-its nearest keys only. The candidates come from :class:`sklearn.neighbors.NearestNeighbors`
-(trees or brute force, as scikit-learn chooses) in the scaled feature space, where
+its nearest keys only. The candidates come from
+:class:`sklearn.neighbors.NearestNeighbors` (trees or brute force, as scikit-learn
+chooses) in the scaled feature space, where
 the kernel sees the distances; the squared distances to the candidates are then
 recomputed exactly and pooled with the same numerics as the dense engine: the row
 maximum is subtracted before ``exp``, and a query with no candidate inside a compact
@@ -202,4 +203,3 @@ def candidate_attention_pool(
     if return_bound:
         result += (bound,)
     return result if len(result) > 1 else pooled
-
