@@ -10,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import attention_pool
-from skattn._kernels import get_kernel
+from skattn._kernels import KERNELS, get_kernel
 from skattn._neighbors import CandidateKeys, candidate_attention_pool
 from skattn.utils._sklearn_compat import validate_data
 
@@ -60,10 +60,11 @@ class _AttentionPoolingBase(BaseEstimator):
             return
         kernel = get_kernel(self.kernel)
         if n_neighbors == "radius" and not kernel.compact:
+            compact = ", ".join(repr(k) for k in KERNELS if KERNELS[k].compact)
             raise ValueError(
-                f"n_neighbors='radius' needs a compact kernel (one of 'tophat', "
-                f"'epanechnikov', 'linear', 'cosine'); kernel={self.kernel!r} gives "
-                "every key some weight. Use an int n_neighbors for top-k attention."
+                f"n_neighbors='radius' needs a compact kernel (one of {compact}); "
+                f"kernel={self.kernel!r} gives every key some weight. Use an int "
+                "n_neighbors for top-k attention."
             )
         self._candidates = CandidateKeys(
             self._scaled(self._keys, self._keys.dtype),

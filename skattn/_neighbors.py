@@ -162,7 +162,7 @@ def candidate_attention_pool(
         rows = np.repeat(np.arange(stop - start), counts[start:stop])
         diff = z_queries[start:stop][rows] - z_keys[ind]
         sq = np.einsum("ij,ij->i", diff, diff)
-        logits = kernel.log_kernel(sq.copy(), np.empty_like(sq))
+        logits = kernel.log_kernel(sq, np.empty_like(sq))  # sq is kept
         logits += log_w[ind]
         row_max = np.maximum.reduceat(logits, starts)
         no_support = ~np.isfinite(row_max)
@@ -184,7 +184,7 @@ def candidate_attention_pool(
             # E / (S + E) with S = norm * exp(row_max), E = W_out * K(r_k).
             k_counts = counts[start:stop]
             far = np.maximum.reduceat(sq, starts)
-            log_k_far = kernel.log_kernel(far.copy(), np.empty_like(far))
+            log_k_far = kernel.log_kernel(far, np.empty_like(far))
             w_in = np.add.reduceat(key_weights[ind], starts)
             w_out = np.maximum(total_weight - w_in, 0.0)
             with np.errstate(divide="ignore"):
