@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from _report import print_table
 
 K = 64
 D = 8
@@ -119,7 +120,7 @@ def main():
             f"{total['top_k'] / total['knn']:.2f}x KNN",
             f"{top['peak_bytes'] / GiB:.2f} GiB",
             f"R2 {top['r2']:.4f}; first {N_DENSE_QUERIES}: R2 {top['r2_first']:.4f}, "
-            f"max |top-k - dense| {error:.2e}",
+            f"max abs(top-k - dense) {error:.2e}",
         )
     )
     rows.append(
@@ -141,10 +142,10 @@ def main():
             f"first {N_DENSE_QUERIES}: R2 {dense['r2_first']:.4f}",
         )
     )
-    print("\n| section | what | fit + predict s | ratio | peak memory | value |")
-    print("|---|---|---|---|---|---|")
-    for what, seconds, ratio, memory, value in rows:
-        print(f"| {section} | {what} | {seconds} | {ratio} | {memory} | {value} |")
+    print_table(
+        ["section", "what", "fit + predict s", "ratio", "peak memory", "value"],
+        [[section, *row] for row in rows],
+    )
     print(
         f"\ntargets: top-k under 60 s ({total['top_k']:.1f} s), under 4 GiB "
         f"({top['peak_bytes'] / GiB:.2f} GiB), within 1.5x of KNN "
