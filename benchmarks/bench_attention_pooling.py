@@ -31,6 +31,7 @@ import argparse
 import warnings
 
 import numpy as np
+from _report import print_table
 from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
@@ -145,19 +146,27 @@ def main():
                 target=target,
             )
 
-    print()
-    print("| data | model | fit s | 5-fold R2 | vs baseline (paired, +- SE) | target |")
-    print("|---|---|---|---|---|---|")
-    for section, what, seconds, value, versus, target in ROWS:
-        cells = [
-            section,
-            what,
-            "" if seconds is None else f"{seconds:.3f}",
-            value or "",
-            versus or "",
-            target or "",
-        ]
-        print("| " + " | ".join(cells) + " |")
+    print_table(
+        [
+            "data",
+            "model",
+            "fit s",
+            "5-fold R2",
+            "vs baseline (paired, +- SE)",
+            "target",
+        ],
+        [
+            [
+                section,
+                what,
+                "" if seconds is None else f"{seconds:.3f}",
+                value or "",
+                versus or "",
+                target or "",
+            ]
+            for section, what, seconds, value, versus, target in ROWS
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import time
 import warnings
 
 import numpy as np
+from _report import print_report, report
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import (
     load_diabetes,
@@ -61,20 +62,6 @@ from sklearn.preprocessing import StandardScaler
 
 from skattn import AttentionRegressor, NadarayaWatsonRegressor
 from skattn._learning import LeaveOneOutObjective
-
-ROWS = []
-
-
-def report(section, what, seconds=None, ratio=None, value=None, target=None):
-    ROWS.append((section, what, seconds, ratio, value, target))
-    parts = [f"[{section}] {what}"]
-    if seconds is not None:
-        parts.append(f"{seconds:.3f} s")
-    for extra in (ratio, value):
-        if extra is not None:
-            parts.append(extra)
-    print("  ".join(parts), flush=True)
-
 
 # -- competitors -----------------------------------------------------------------------
 
@@ -367,19 +354,7 @@ def main():
         bench_loo_n1000()
     bench_scale(args.quick)
 
-    print()
-    print("| section | what | seconds | ratio | value | target |")
-    print("|---|---|---|---|---|---|")
-    for section, what, seconds, ratio, value, target in ROWS:
-        cells = [
-            section,
-            what,
-            "" if seconds is None else f"{seconds:.3f}",
-            ratio or "",
-            value or "",
-            target or "",
-        ]
-        print("| " + " | ".join(cells) + " |")
+    print_report()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import tempfile
 import warnings
 
 import numpy as np
+from _report import print_table
 from joblib import Memory
 from sklearn.datasets import (
     load_breast_cancer,
@@ -168,19 +169,20 @@ def main():
             np.mean([per[label][1] for per in results.values()]),
         )
 
-    print()
-    print("| data | model | fit s | accuracy | log loss | note |")
-    print("|---|---|---|---|---|---|")
-    for section, what, seconds, accuracy, logloss, note in ROWS:
-        cells = [
-            section,
-            what,
-            "" if section == "summary" else f"{seconds:.3f}",
-            "" if np.isnan(accuracy) else f"{accuracy:.4f}",
-            f"{logloss:.4f}",
-            note,
-        ]
-        print("| " + " | ".join(cells) + " |")
+    print_table(
+        ["data", "model", "fit s", "accuracy", "log loss", "note"],
+        [
+            [
+                section,
+                what,
+                "" if section == "summary" else f"{seconds:.3f}",
+                "" if np.isnan(accuracy) else f"{accuracy:.4f}",
+                f"{logloss:.4f}",
+                note,
+            ]
+            for section, what, seconds, accuracy, logloss, note in ROWS
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -27,22 +27,11 @@ import time
 import tracemalloc
 
 import numpy as np
+from _report import print_report, report
 
 from skattn.functional import scaled_dot_product_attention
 
-ROWS = []
 MiB = 2**20
-
-
-def report(section, what, seconds=None, ratio=None, value=None, target=None):
-    ROWS.append((section, what, seconds, ratio, value, target))
-    parts = [f"[{section}] {what}"]
-    if seconds is not None:
-        parts.append(f"{seconds:.3f} s")
-    for extra in (ratio, value):
-        if extra is not None:
-            parts.append(extra)
-    print("  ".join(parts), flush=True)
 
 
 def bare_einsum(q, k, v):
@@ -149,19 +138,7 @@ def main():
         bench_dense(8, 8, 1024, 64)
         bench_blocked(32_768, 64, 512)
 
-    print()
-    print("| section | what | seconds | ratio | value | target |")
-    print("|---|---|---|---|---|---|")
-    for section, what, seconds, ratio, value, target in ROWS:
-        cells = [
-            section,
-            what,
-            "" if seconds is None else f"{seconds:.3f}",
-            ratio or "",
-            value or "",
-            target or "",
-        ]
-        print("| " + " | ".join(cells) + " |")
+    print_report()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from _report import print_report, report
 from sklearn import get_config
 from sklearn.datasets import make_friedman1
 from sklearn.metrics import r2_score
@@ -31,20 +32,6 @@ from sklearn.neighbors import KNeighborsRegressor
 from threadpoolctl import threadpool_limits
 
 from skattn import NadarayaWatsonRegressor
-
-ROWS = []
-
-
-def report(section, what, seconds=None, ratio=None, value=None, target=None):
-    ROWS.append((section, what, seconds, ratio, value, target))
-    parts = [f"[{section}] {what}"]
-    if seconds is not None:
-        parts.append(f"{seconds:.3f} s")
-    if ratio is not None:
-        parts.append(ratio)
-    if value is not None:
-        parts.append(value)
-    print("  ".join(parts), flush=True)
 
 
 def best_time(func, repeat=3):
@@ -219,12 +206,7 @@ def main():
         bench_cv([200, 500, 1000], with_statsmodels=True)
         bench_memory(100_000, 8)
 
-    print("\n| section | what | seconds | ratio | value | target |")
-    print("|---|---|---|---|---|---|")
-    for section, what, seconds, ratio, value, target in ROWS:
-        sec = "" if seconds is None else f"{seconds:.3f}"
-        cells = [section, what, sec, ratio or "", value or "", target or ""]
-        print("| " + " | ".join(cells) + " |")
+    print_report()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""What the benchmark scripts share: a progress line per result as it comes, and the
+final Markdown table that benchmarks/README.md records.
+
+The scripts run as ``python benchmarks/bench_*.py``, so this folder is on their path.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+ROWS = []
+
+
+def report(section, what, seconds=None, ratio=None, value=None, target=None):
+    """Record a row of the standard table and print it at once."""
+    ROWS.append((section, what, seconds, ratio, value, target))
+    parts = [f"[{section}] {what}"]
+    if seconds is not None:
+        parts.append(f"{seconds:.3f} s")
+    for extra in (ratio, value):
+        if extra is not None:
+            parts.append(extra)
+    print("  ".join(parts), flush=True)
+
+
+def print_table(header, rows):
+    """Print a Markdown table (after a blank line); cells are strings."""
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
+def print_report():
+    """The standard table of every :func:`report`-ed row."""
+    print_table(
+        ["section", "what", "seconds", "ratio", "value", "target"],
+        [
+            [
+                section,
+                what,
+                "" if seconds is None else f"{seconds:.3f}",
+                ratio or "",
+                value or "",
+                target or "",
+            ]
+            for section, what, seconds, ratio, value, target in ROWS
+        ],
+    )
