@@ -15,6 +15,7 @@ from skattn._bandwidth import cv_bandwidth, rule_of_thumb
 from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS, LeaveOneOutObjective
+from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -42,6 +43,12 @@ class _MetricLearner:
                 f"{type(self).__name__} learns only kernels with full support that "
                 f"are differentiable almost everywhere {LEARNABLE_KERNELS}; got "
                 f"kernel={self.kernel!r}. Use {self._nonparametric} for it."
+            )
+        if isinstance(self.n_neighbors, str):
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors!r} needs a compact kernel, and "
+                f"{type(self).__name__} learns only kernels of full support; use an "
+                "int n_neighbors for top-k attention."
             )
         n_features = X.shape[1]
         n_components = n_features if self.n_components is None else self.n_components
@@ -90,6 +97,7 @@ class _MetricLearner:
             if hasattr(self, "components_"):
                 del self.components_
         self.feature_importances_ = objective.relevance(params)
+        self._fit_neighbors()
         return self
 
     # -- initialisation --------------------------------------------------------
@@ -409,6 +417,16 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
     verbose : int, default=0
         Print progress lines (iteration, loss, elapsed time) when positive.
 
+    n_neighbors : int, neighbours transformer or None, default=None
+        Which training rows each query attends to in ``predict`` (learning uses
+        them all, or the mini-batches of ``batch_size``), as in
+        :class:`NadarayaWatsonRegressor`: None for all of them; an int ``k`` for
+        the ``k`` nearest in the learned metric's space (top-k attention, within
+        the documented bound of the dense result); or a transformer in the
+        convention of :class:`~sklearn.neighbors.KNeighborsTransformer`, fitted on
+        the training rows in that space. "radius" is refused: the kernels that can
+        be learned have full support.
+
     n_jobs : int, default=None
         Number of threads over chunks of rows, for fitting and predicting.
 
@@ -506,6 +524,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         "callback": [callable, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 
@@ -525,6 +544,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         callback=None,
         random_state=None,
         verbose=0,
+        n_neighbors=None,
         n_jobs=None,
     ):
         self.metric = metric
@@ -540,6 +560,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         self.callback = callback
         self.random_state = random_state
         self.verbose = verbose
+        self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -10,8 +10,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import attention_pool
-from skattn._kernels import KERNELS, get_kernel
-from skattn._neighbors import CandidateKeys, candidate_attention_pool
+from skattn._kernels import get_kernel
+from skattn._neighbors import (
+    CandidateKeys,
+    candidate_attention_pool,
+    check_neighbors,
+)
 from skattn.utils._sklearn_compat import validate_data
 
 
@@ -59,13 +63,7 @@ class _AttentionPoolingBase(BaseEstimator):
             self._candidates = None
             return
         kernel = get_kernel(self.kernel)
-        if n_neighbors == "radius" and not kernel.compact:
-            compact = ", ".join(repr(k) for k in KERNELS if KERNELS[k].compact)
-            raise ValueError(
-                f"n_neighbors='radius' needs a compact kernel (one of {compact}); "
-                f"kernel={self.kernel!r} gives every key some weight. Use an int "
-                "n_neighbors for top-k attention."
-            )
+        check_neighbors(n_neighbors, kernel)
         self._candidates = CandidateKeys(
             self._scaled(self._keys, self._keys.dtype),
             n_neighbors,
@@ -87,7 +85,7 @@ class _AttentionPoolingBase(BaseEstimator):
             key_weights=self._key_weights,
             return_weights=return_weights,
             return_bound=return_bound,
-            complete=self._candidates.k is None,
+            complete=self._candidates.complete,
         )
 
     def _pool(self, X, return_weights):

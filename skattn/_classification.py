@@ -12,6 +12,7 @@ from skattn._bandwidth import cv_bandwidth, rule_of_thumb
 from skattn._base import _AttentionPoolingClassifier
 from skattn._kernels import KERNELS
 from skattn._nadaraya_watson import check_bandwidth
+from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -52,7 +53,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         in the "cv" loss): "balanced" uses ``n_samples / (n_classes *
         np.bincount(y))``.
 
-    n_neighbors : int, "radius" or None, default=None
+    n_neighbors : int, "radius", neighbours transformer or None, default=None
         Which training rows each query attends to. None: all of them (dense
         attention, O(n_queries x n_samples) time). An int ``k``: only its ``k``
         nearest training rows in the bandwidth-scaled space (top-k attention; exact
@@ -63,9 +64,13 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         range of the targets, where ``S`` is the kernel mass of the ``k`` neighbours
         and ``E`` the weight of the other rows times the kernel at the ``k``-th
         neighbour's distance. "radius" (compact kernels only): every training row
-        within the kernel's support, which gives exactly the dense result. The
-        neighbour index is built in ``fit``; ``bandwidth="cv"`` still searches
-        with all rows.
+        within the kernel's support, which gives exactly the dense result. A
+        transformer in the convention of
+        :class:`~sklearn.neighbors.KNeighborsTransformer` (one wrapping an
+        approximate nearest-neighbour library, say) is cloned and fitted on the
+        bandwidth-scaled training rows, and the stored entries of the sparse graph
+        it returns for the scaled queries are their candidates. The neighbour
+        index is built in ``fit``; ``bandwidth="cv"`` still searches with all rows.
 
     n_jobs : int, default=None
         Number of threads over chunks of queries (and of training rows for "cv").
@@ -134,11 +139,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
             "array-like",
         ],
         "class_weight": _CLASS_WEIGHT,
-        "n_neighbors": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"radius"}),
-            None,
-        ],
+        "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 
@@ -305,6 +306,16 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Weights of the classes, multiplying the sample weights (in the attention and
         in the loss).
 
+    n_neighbors : int, neighbours transformer or None, default=None
+        Which training rows each query attends to in ``predict`` (learning uses
+        them all, or the mini-batches of ``batch_size``), as in
+        :class:`NadarayaWatsonRegressor`: None for all of them; an int ``k`` for
+        the ``k`` nearest in the learned metric's space (top-k attention, within
+        the documented bound of the dense result); or a transformer in the
+        convention of :class:`~sklearn.neighbors.KNeighborsTransformer`, fitted on
+        the training rows in that space. "radius" is refused: the kernels that can
+        be learned have full support.
+
     n_jobs : int, default=None
         Number of threads over chunks of rows, for fitting and predicting.
 
@@ -399,6 +410,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         random_state=None,
         verbose=0,
         class_weight=None,
+        n_neighbors=None,
         n_jobs=None,
     ):
         self.metric = metric
@@ -415,6 +427,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.class_weight = class_weight
+        self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -9,6 +9,7 @@ import numpy as np
 from skattn._bandwidth import cv_bandwidth, rule_of_thumb
 from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
+from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -77,7 +78,7 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         Spreads are weighted by ``sample_weight``; a feature with zero spread gets a
         unit spread.
 
-    n_neighbors : int, "radius" or None, default=None
+    n_neighbors : int, "radius", neighbours transformer or None, default=None
         Which training rows each query attends to. None: all of them (dense
         attention, O(n_queries x n_samples) time). An int ``k``: only its ``k``
         nearest training rows in the bandwidth-scaled space (top-k attention; exact
@@ -88,9 +89,13 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         range of the targets, where ``S`` is the kernel mass of the ``k`` neighbours
         and ``E`` the weight of the other rows times the kernel at the ``k``-th
         neighbour's distance. "radius" (compact kernels only): every training row
-        within the kernel's support, which gives exactly the dense result. The
-        neighbour index is built in ``fit``; ``bandwidth="cv"`` still searches
-        with all rows.
+        within the kernel's support, which gives exactly the dense result. A
+        transformer in the convention of
+        :class:`~sklearn.neighbors.KNeighborsTransformer` (one wrapping an
+        approximate nearest-neighbour library, say) is cloned and fitted on the
+        bandwidth-scaled training rows, and the stored entries of the sparse graph
+        it returns for the scaled queries are their candidates. The neighbour
+        index is built in ``fit``; ``bandwidth="cv"`` still searches with all rows.
 
     n_jobs : int, default=None
         Number of threads over chunks of queries (and of training rows for "cv").
@@ -165,11 +170,7 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
             StrOptions({"scott", "silverman", "cv"}),
             "array-like",
         ],
-        "n_neighbors": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"radius"}),
-            None,
-        ],
+        "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 

@@ -20,14 +20,46 @@ the values (a convex combination moves by at most its mixing weight times the ra
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from numbers import Integral
+
 import numpy as np
 from scipy import sparse
+from scipy.special import entr
+from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 
-__all__ = ["CandidateKeys", "candidate_attention_pool"]
+from skattn._kernels import KERNELS
+from skattn.utils._sklearn_compat import HasMethods, Interval, StrOptions
+
+__all__ = [
+    "NEIGHBORS_CONSTRAINT",
+    "CandidateKeys",
+    "candidate_attention_pool",
+    "check_neighbors",
+]
 
 # Entries (query, candidate) per chunk: bounds the (entries, n_features) temporaries.
 _CHUNK_ENTRIES = 1 << 18
+
+# The values ``n_neighbors`` takes: None (dense), an int (top-k), "radius" (a compact
+# kernel's support) or a neighbours transformer that makes a sparse graph.
+NEIGHBORS_CONSTRAINT = [
+    Interval(Integral, 1, None, closed="left"),
+    StrOptions({"radius"}),
+    HasMethods(["fit", "transform"]),
+    None,
+]
+
+
+def check_neighbors(n_neighbors, kernel):
+    """Refuse ``n_neighbors="radius"`` with a kernel of full support."""
+    if isinstance(n_neighbors, str) and not kernel.compact:
+        compact = ", ".join(repr(k) for k in KERNELS if KERNELS[k].compact)
+        raise ValueError(
+            f"n_neighbors='radius' needs a compact kernel (one of {compact}); "
+            f"kernel={kernel.name!r} gives every key some weight. Use an int "
+            "n_neighbors for top-k attention."
+        )
 
 
 class CandidateKeys:
@@ -38,9 +70,13 @@ class CandidateKeys:
     z_keys : ndarray of shape (n_keys, n_features)
         Keys in the space where the kernel takes distances (scaled by the
         bandwidths, or projected).
-    n_neighbors : int or "radius"
-        The number of nearest keys each query attends to (at most ``n_keys``), or
-        "radius": every key within ``radius``.
+    n_neighbors : int, "radius" or transformer
+        The number of nearest keys each query attends to (at most ``n_keys``);
+        "radius": every key within ``radius``; or an unfitted transformer in the
+        convention of :class:`~sklearn.neighbors.KNeighborsTransformer`: cloned,
+        fitted on ``z_keys``, and its ``transform`` of the scaled queries is a
+        sparse graph of shape (n_queries, n_keys) whose stored entries are each
+        query's candidates (their values are not used: distances are recomputed).
     radius : float
         The kernel's support radius (used with "radius").
     n_jobs : int or None
@@ -51,32 +87,65 @@ class CandidateKeys:
         self.n_keys = z_keys.shape[0]
         self.z_keys = z_keys
         self.radius = radius
-        self.k = None if n_neighbors == "radius" else min(n_neighbors, self.n_keys)
+        self.k = None
+        self.transformer = None
+        if hasattr(n_neighbors, "transform"):
+            self.mode = "graph"
+            self.transformer = clone(n_neighbors).fit(z_keys)
+            return
+        if n_neighbors == "radius":
+            self.mode = "radius"
+        else:
+            self.mode = "top_k"
+            self.k = min(int(n_neighbors), self.n_keys)
         self.index = NearestNeighbors(
             n_neighbors=self.k or 1, n_jobs=n_jobs, algorithm="auto"
         ).fit(z_keys)
 
-    def candidates(self, z_queries):
-        """CSR structure ``(indptr, indices)`` of every query's candidate keys.
+    @property
+    def complete(self):
+        """Whether the candidates hold every key of non-zero kernel weight."""
+        return self.mode == "radius"
+
+    def candidates(self, z_queries, loo=False):
+        """CSR structure ``(indptr, indices)`` of every query's candidate keys,
+        each row's in increasing order (so that every search rounds alike).
 
         Every query gets at least one candidate: in radius mode, a query with no key
-        within the radius gets its nearest key(s).
+        within the radius gets its nearest key(s). With ``loo`` the queries are the
+        keys themselves (leave-one-out): top-k takes one neighbour more, to keep k
+        candidates besides the row itself, and in radius mode a row with no other
+        key within the radius also gets its nearest other key(s).
         """
         n = z_queries.shape[0]
-        if self.k is not None:
-            indices = self.index.kneighbors(z_queries, return_distance=False)
-            indptr = np.arange(0, n * self.k + 1, self.k, dtype=np.int64)
+        if self.mode == "graph":
+            return self._graph_candidates(z_queries)
+        if self.mode == "top_k":
+            k = min(self.k + 1, self.n_keys) if loo else self.k
+            indices = self.index.kneighbors(
+                z_queries, n_neighbors=k, return_distance=False
+            )
+            indices.sort(axis=1)
+            indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
             return indptr, indices.ravel().astype(np.int64, copy=False)
         found = self.index.radius_neighbors(
             z_queries, radius=self.radius, return_distance=False
         )
-        empty = np.flatnonzero([len(f) == 0 for f in found])
+        if loo:
+            empty = np.flatnonzero(
+                [not np.any(f != row) for row, f in enumerate(found)]
+            )
+            n_nearest = 2  # the row itself, at distance 0, and its nearest other key
+        else:
+            empty = np.flatnonzero([len(f) == 0 for f in found])
+            n_nearest = 1
+        n_nearest = min(n_nearest, self.n_keys)
         if empty.size:
-            nearest, _ = self.index.kneighbors(z_queries[empty], n_neighbors=1)
+            nearest, _ = self.index.kneighbors(z_queries[empty], n_neighbors=n_nearest)
             # Keys tied at the nearest distance share the attention, as in the dense
             # engine: fetch all keys at about that distance; the pooling keeps those
             # exactly at the minimum of the recomputed distances.
-            for row, distance in zip(empty, nearest[:, 0], strict=True):
+            for row, distance in zip(empty, nearest[:, -1], strict=True):
                 found[row] = self.index.radius_neighbors(
                     z_queries[row : row + 1],
                     radius=distance * (1 + 1e-9) + 1e-300,
@@ -86,11 +155,40 @@ class CandidateKeys:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         indices = (
-            np.concatenate(found).astype(np.int64, copy=False)
+            np.concatenate([np.sort(f) for f in found]).astype(np.int64, copy=False)
             if n
             else np.empty(0, dtype=np.int64)
         )
         return indptr, indices
+
+    def _graph_candidates(self, z_queries):
+        graph = self.transformer.transform(z_queries)
+        name = type(self.transformer).__name__
+        if not sparse.issparse(graph):
+            raise TypeError(
+                f"n_neighbors={name}: its transform must return a scipy.sparse "
+                f"neighbours graph (KNeighborsTransformer's convention); got "
+                f"{type(graph).__name__}."
+            )
+        expected = (z_queries.shape[0], self.n_keys)
+        if graph.shape != expected:
+            raise ValueError(
+                f"n_neighbors={name} returned a graph of shape {graph.shape}; "
+                f"expected {expected} (queries by the training rows it was fitted "
+                "on)."
+            )
+        graph = sparse.csr_matrix(graph)  # keeps explicit zeros: they are neighbours
+        graph.sum_duplicates()
+        graph.sort_indices()
+        if graph.shape[0] and np.diff(graph.indptr).min() < 1:
+            raise ValueError(
+                f"n_neighbors={name} returned a graph with a query row of no "
+                "neighbour; every query needs at least one candidate key."
+            )
+        return (
+            graph.indptr.astype(np.int64, copy=False),
+            graph.indices.astype(np.int64, copy=False),
+        )
 
 
 def candidate_attention_pool(
@@ -102,8 +200,10 @@ def candidate_attention_pool(
     *,
     kernel,
     key_weights,
+    loo=False,
     return_weights=False,
     return_bound=False,
+    return_stats=False,
     complete=False,
 ):
     """Attention pooling of ``values`` over each query's candidate keys.
@@ -111,7 +211,7 @@ def candidate_attention_pool(
     Parameters
     ----------
     z_queries : ndarray of shape (n_queries, n_features)
-        Scaled queries.
+        Scaled queries (the scaled keys in leave-one-out mode).
     z_keys : ndarray of shape (n_keys, n_features)
         Scaled keys.
     values : ndarray of shape (n_keys, n_outputs)
@@ -122,12 +222,18 @@ def candidate_attention_pool(
         The kernel.
     key_weights : ndarray of shape (n_keys,)
         Positive key weights.
+    loo : bool, default=False
+        Leave-one-out mode: query ``i`` is key ``i``, whose weight for it becomes
+        ``w_i - 1`` (sample weights act as repetition).
     return_weights : bool, default=False
         Also return the weights as a CSR matrix of shape (n_queries, n_keys).
     return_bound : bool, default=False
         Also return, per query, the bound of the module's notes on the difference
         from dense attention (for the values' range 1): 0 in radius mode or when the
         candidates are all keys.
+    return_stats : bool, default=False
+        Also return each query's entropy of the weights and effective number of
+        keys, a key of weight ``w`` counting as ``w`` copies (as the dense engine).
     complete : bool, default=False
         Whether the candidates hold every key of non-zero kernel weight (radius
         mode): then the result is exact and the bound 0.
@@ -139,11 +245,12 @@ def candidate_attention_pool(
         Only if ``return_weights``.
     bound : ndarray of shape (n_queries,)
         Only if ``return_bound``.
+    stats : ndarray of shape (n_queries, 2)
+        Only if ``return_stats``: entropy and effective number of keys.
     """
-    n_queries, n_features = z_queries.shape
+    n_queries = z_queries.shape[0]
     n_keys = z_keys.shape[0]
     dtype = np.result_type(z_queries.dtype, z_keys.dtype, values.dtype)
-    log_w = np.log(key_weights)
     values_min, values_max = values.min(axis=0), values.max(axis=0)
     counts = np.diff(indptr)
     if n_queries and counts.min() < 1:
@@ -151,7 +258,8 @@ def candidate_attention_pool(
     pooled = np.empty((n_queries, values.shape[1]), dtype=dtype)
     data = np.empty(len(indices), dtype=dtype) if return_weights else None
     bound = np.zeros(n_queries) if return_bound else None
-    total_weight = key_weights.sum()
+    stats = np.empty((n_queries, 2), dtype=dtype) if return_stats else None
+    total_weight = key_weights.sum() - (1.0 if loo else 0.0)
 
     rows_per_chunk = max(1, _CHUNK_ENTRIES // max(1, int(counts.max(initial=1))))
     for start in range(0, n_queries, rows_per_chunk):
@@ -162,30 +270,49 @@ def candidate_attention_pool(
         rows = np.repeat(np.arange(stop - start), counts[start:stop])
         diff = z_queries[start:stop][rows] - z_keys[ind]
         sq = np.einsum("ij,ij->i", diff, diff)
+        # Each candidate's weight for its query; the row's own key keeps w - 1.
+        cand_w = key_weights[ind]
+        if loo:
+            own = ind == rows + start
+            cand_w[own] = np.maximum(cand_w[own] - 1.0, 0.0)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(cand_w)
         logits = kernel.log_kernel(sq, np.empty_like(sq))  # sq is kept
-        logits += log_w[ind]
+        logits += log_w
         row_max = np.maximum.reduceat(logits, starts)
         no_support = ~np.isfinite(row_max)
         e = np.exp(logits - np.where(no_support, 0.0, row_max)[rows])
         if no_support.any():
-            # No candidate in the kernel's support: the nearest candidate(s).
-            row_min = np.minimum.reduceat(sq, starts)
+            # No candidate in the kernel's support: the nearest eligible
+            # candidate(s), ties sharing by weight.
+            eligible_sq = np.where(cand_w > 0, sq, np.inf)
+            row_min = np.minimum.reduceat(eligible_sq, starts)
             fallback = no_support[rows]
-            nearest = fallback & (sq == row_min[rows])
+            nearest = fallback & (eligible_sq == row_min[rows]) & (cand_w > 0)
             e[fallback] = 0.0
-            e[nearest] = key_weights[ind[nearest]]
+            e[nearest] = cand_w[nearest]
         norm = np.add.reduceat(e, starts)
+        norm[norm == 0] = 1.0  # no eligible candidate at all: zero weights
         p = e / norm[rows]
         chunk = np.add.reduceat(p[:, None] * values[ind], starts, axis=0)
         pooled[start:stop] = np.clip(chunk, values_min, values_max)
         if return_weights:
             data[lo:hi] = p
+        if return_stats:
+            # -sum p log(p / w) and 1 / sum p^2 / w, over the entries with p > 0
+            positive = p > 0
+            safe_w = np.where(positive, cand_w, 1.0)
+            with np.errstate(divide="ignore"):
+                entropy = np.add.reduceat(entr(p) + p * np.log(safe_w), starts)
+                sum_sq = np.add.reduceat(p * p / safe_w, starts)
+                stats[start:stop, 0] = np.maximum(entropy, 0.0)
+                stats[start:stop, 1] = 1.0 / sum_sq
         if return_bound and not complete:
             # E / (S + E) with S = norm * exp(row_max), E = W_out * K(r_k).
             k_counts = counts[start:stop]
             far = np.maximum.reduceat(sq, starts)
             log_k_far = kernel.log_kernel(far, np.empty_like(far))
-            w_in = np.add.reduceat(key_weights[ind], starts)
+            w_in = np.add.reduceat(cand_w, starts)
             w_out = np.maximum(total_weight - w_in, 0.0)
             with np.errstate(divide="ignore"):
                 log_e = np.log(w_out) + log_k_far
@@ -202,4 +329,6 @@ def candidate_attention_pool(
         result += (weights,)
     if return_bound:
         result += (bound,)
+    if return_stats:
+        result += (stats,)
     return result if len(result) > 1 else pooled

@@ -13,9 +13,15 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from skattn._attention import AttentionRegressor
 from skattn._bandwidth import cv_bandwidth, rule_of_thumb
 from skattn._engine import attention_pool
-from skattn._kernels import KERNELS
+from skattn._kernels import KERNELS, get_kernel
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._nadaraya_watson import check_bandwidth
+from skattn._neighbors import (
+    NEIGHBORS_CONSTRAINT,
+    CandidateKeys,
+    candidate_attention_pool,
+    check_neighbors,
+)
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -130,6 +136,19 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         rows): a measure of how much data supports the pooled values, useful for
         uncertainty-aware downstream models.
 
+    n_neighbors : int, "radius", neighbours transformer or None, default=None
+        Which training rows each query attends to, in every head, as in
+        :class:`NadarayaWatsonRegressor`: None for all of them (dense); an int
+        ``k`` for its ``k`` nearest in the head's bandwidth-scaled space (top-k
+        attention, within the documented bound of the dense result); "radius"
+        (compact kernels only) for every row within the kernel's support (exact);
+        or a transformer in the convention of
+        :class:`~sklearn.neighbors.KNeighborsTransformer`, fitted on the scaled
+        training rows. Each head gets its own neighbour index in ``fit`` (the
+        folds of :meth:`fit_transform` get theirs); leave-one-out rows take one
+        neighbour more, themselves, so that ``k`` others remain. Bandwidths chosen
+        by "cv" or ``learn_bandwidth`` still use every row.
+
     n_jobs : int, default=None
         Threads over chunks of query rows (and of training rows for "cv").
         ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
@@ -223,6 +242,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "return_entropy": ["boolean"],
         "return_n_effective": ["boolean"],
+        "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 
@@ -240,6 +260,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         random_state=None,
         return_entropy=False,
         return_n_effective=False,
+        n_neighbors=None,
         n_jobs=None,
     ):
         self.values = values
@@ -253,6 +274,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.return_entropy = return_entropy
         self.return_n_effective = return_n_effective
+        self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
 
     # -- fitting -------------------------------------------------------------------
@@ -345,14 +367,27 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             blocks.append(self._cross_fitted_targets(X, y, T, w))
         if self._pool_features or self._n_stats:
             loo_parts = []
-            for bandwidth in self.bandwidths_:
+            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True):
                 part = np.empty((n, X.shape[1] * self._pool_features + self._n_stats))
                 part[kept] = self._head(
-                    None, X[kept], None, w[kept], bandwidth, features=True, loo=True
+                    None,
+                    X[kept],
+                    None,
+                    w[kept],
+                    bandwidth,
+                    features=True,
+                    loo=True,
+                    index=index,
                 )
                 if dropped.size:
                     part[dropped] = self._head(
-                        X[dropped], X[kept], None, w[kept], bandwidth, features=True
+                        X[dropped],
+                        X[kept],
+                        None,
+                        w[kept],
+                        bandwidth,
+                        features=True,
+                        index=index,
                     )
                 loo_parts.append(part)
             blocks.append(loo_parts)
@@ -388,6 +423,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 "learn_bandwidth=True needs a kernel with full support, differentiable "
                 f"almost everywhere {LEARNABLE_KERNELS}; got kernel={self.kernel!r}."
             )
+        check_neighbors(self.n_neighbors, get_kernel(self.kernel))
         sample_weight = check_sample_weight(sample_weight, X)
         if needs_y:
             T = self._encode_target(y, X.dtype)
@@ -408,6 +444,10 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         self.bandwidths_ = self._bandwidths(
             self._keys, self._targets, self._key_weights
         )
+        self._indexes = [
+            self._neighbor_index(self._keys, bandwidth)
+            for bandwidth in self.bandwidths_
+        ]
         return X, y, T, sample_weight
 
     def _check_scales(self):
@@ -526,10 +566,24 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
 
     # -- pooling -------------------------------------------------------------------
 
-    def _head(self, queries, keys, targets, w, bandwidth, *, features, loo=False):
+    def _neighbor_index(self, keys, bandwidth):
+        """A head's neighbour index over ``keys`` (None for dense attention)."""
+        if self.n_neighbors is None:
+            return None
+        return CandidateKeys(
+            keys / bandwidth.astype(keys.dtype),
+            self.n_neighbors,
+            get_kernel(self.kernel).radius,
+            self.n_jobs,
+        )
+
+    def _head(
+        self, queries, keys, targets, w, bandwidth, *, features, loo=False, index=None
+    ):
         """One head's output columns: pooled targets (if ``targets`` is given),
         pooled features (if ``features`` and the transformer pools them), and the
-        weight statistics asked for."""
+        weight statistics asked for. ``index``: the head's neighbour index over
+        ``keys`` when ``n_neighbors`` is set (built here when None)."""
         columns = []
         if targets is not None:
             columns.append(targets)
@@ -538,18 +592,37 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         n_values = sum(c.shape[1] for c in columns)
         values = np.hstack(columns) if columns else np.empty((len(keys), 0), keys.dtype)
         stats = features and self._n_stats > 0
-        result = attention_pool(
-            queries,
-            keys,
-            values,
-            kernel=self.kernel,
-            scale=1.0 / bandwidth,
-            key_weights=w,
-            loo=loo,
-            n_jobs=self.n_jobs,
-            return_stats=stats,
-            dtype=keys.dtype,
-        )
+        if self.n_neighbors is None:
+            result = attention_pool(
+                queries,
+                keys,
+                values,
+                kernel=self.kernel,
+                scale=1.0 / bandwidth,
+                key_weights=w,
+                loo=loo,
+                n_jobs=self.n_jobs,
+                return_stats=stats,
+                dtype=keys.dtype,
+            )
+        else:
+            if index is None:
+                index = self._neighbor_index(keys, bandwidth)
+            z_keys = index.z_keys.astype(keys.dtype, copy=False)
+            z_queries = z_keys if loo else queries / bandwidth.astype(keys.dtype)
+            indptr, indices = index.candidates(z_queries, loo=loo)
+            result = candidate_attention_pool(
+                z_queries,
+                z_keys,
+                values,
+                indptr,
+                indices,
+                kernel=get_kernel(self.kernel),
+                key_weights=w,
+                loo=loo,
+                return_stats=stats,
+                complete=index.complete,
+            )
         if not stats:
             return result
         pooled, weight_stats = result
@@ -631,8 +704,16 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             else self._targets.astype(keys.dtype, copy=False)
         )
         heads = [
-            self._head(X, keys, targets, self._key_weights, bandwidth, features=True)
-            for bandwidth in self.bandwidths_
+            self._head(
+                X,
+                keys,
+                targets,
+                self._key_weights,
+                bandwidth,
+                features=True,
+                index=index,
+            )
+            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True)
         ]
         return np.hstack(heads).astype(X.dtype, copy=False)
 

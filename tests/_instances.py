@@ -30,6 +30,7 @@ INIT_PARAMS = {
         {"metric": "full", "max_iter": 20, "tol": 1e-8},
         {"kernel": "exponential", "alpha": 0.01, "max_iter": 20, "tol": 1e-8},
         {"batch_size": 16, "max_iter": 30, "random_state": 0},
+        {"max_iter": 20, "n_neighbors": 5},
     ],
     NadarayaWatsonClassifier: [
         {},
@@ -46,6 +47,7 @@ INIT_PARAMS = {
         {"metric": "full", "alpha": 1e-3, "max_iter": 20, "tol": 1e-8},
         {"kernel": "exponential", "class_weight": "balanced", "max_iter": 20},
         {"batch_size": 16, "max_iter": 30, "random_state": 0},
+        {"metric": "full", "alpha": 1e-3, "max_iter": 20, "n_neighbors": 5},
     ],
     AttentionPooling: [
         {},
@@ -59,6 +61,8 @@ INIT_PARAMS = {
         {"kernel": "epanechnikov", "bandwidth": "cv", "cv": 3},
         {"learn_bandwidth": True, "bandwidth_scales": [0.5, 2.0]},
         {"target_type": "continuous", "n_jobs": 2},
+        {"values": "both", "return_n_effective": True, "n_neighbors": 5},
+        {"kernel": "tophat", "bandwidth": 1.0, "n_neighbors": "radius"},
     ],
 }
 

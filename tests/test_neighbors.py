@@ -2,11 +2,22 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import KNeighborsTransformer
 
-from skattn import NadarayaWatsonClassifier, NadarayaWatsonRegressor
+from skattn import (
+    AttentionClassifier,
+    AttentionPooling,
+    AttentionRegressor,
+    NadarayaWatsonClassifier,
+    NadarayaWatsonRegressor,
+)
 from skattn._kernels import KERNELS, get_kernel
 
 COMPACT = [k for k in KERNELS if get_kernel(k).compact]
@@ -148,3 +159,183 @@ def test_top_k_in_a_grid_search():
         NadarayaWatsonRegressor(bandwidth=0.5), {"n_neighbors": [5, 50, None]}, cv=3
     ).fit(X, y)
     assert search.best_params_["n_neighbors"] in (5, 50, None)
+
+
+class _BruteForceGraph(TransformerMixin, BaseEstimator):
+    """A neighbours transformer written plainly, as a third-party library would
+    supply one: ``transform`` gives each query's ``n_neighbors`` nearest fitted rows
+    as a sparse distance graph (KNeighborsTransformer's convention)."""
+
+    def __init__(self, n_neighbors=5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X, y=None):
+        self.X_ = np.asarray(X)
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X)
+        rows, cols, dists = [], [], []
+        for i, q in enumerate(X):
+            d = np.sqrt(((self.X_ - q) ** 2).sum(axis=1))
+            nearest = np.argsort(d, kind="stable")[: self.n_neighbors]
+            rows += [i] * len(nearest)
+            cols += nearest.tolist()
+            dists += d[nearest].tolist()
+        return sparse.csr_matrix((dists, (rows, cols)), shape=(len(X), len(self.X_)))
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        # distance mode adds one neighbour (each fitted row is its own neighbour)
+        KNeighborsTransformer(n_neighbors=8, mode="distance"),
+        KNeighborsTransformer(n_neighbors=9, mode="connectivity"),
+        _BruteForceGraph(n_neighbors=9),
+    ],
+)
+def test_precomputed_graph_equals_internal_search(graph):
+    X, y, Q = _data()
+    w = np.random.default_rng(5).uniform(0.5, 2.0, size=len(y))
+    w[:7] = 0.0
+    bandwidth = [0.5, 1.0, 2.0]  # per feature: the graph lives in the scaled space
+    internal = NadarayaWatsonRegressor(bandwidth=bandwidth, n_neighbors=9).fit(X, y, w)
+    plugged = NadarayaWatsonRegressor(bandwidth=bandwidth, n_neighbors=graph)
+    plugged.fit(X, y, w)
+    np.testing.assert_array_equal(plugged.predict(Q), internal.predict(Q))
+    a, b = plugged.attention_weights(Q), internal.attention_weights(Q)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+    # The transformer was cloned and fitted on the scaled keys, not the original.
+    assert not hasattr(graph, "n_samples_fit_") and not hasattr(graph, "X_")
+    # And so do the classifiers, the learned estimators and the transformer.
+    labels = (y > np.median(y)).astype(int)
+    for make in (
+        lambda n: NadarayaWatsonClassifier(bandwidth=0.7, n_neighbors=n),
+        lambda n: AttentionRegressor(max_iter=5, n_neighbors=n),
+        lambda n: AttentionPooling(values="both", return_entropy=True, n_neighbors=n),
+    ):
+        target = labels if isinstance(make(None), NadarayaWatsonClassifier) else y
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first, second = make(9).fit(X, target), make(graph).fit(X, target)
+        method = "transform" if hasattr(first, "transform") else "predict"
+        np.testing.assert_allclose(
+            getattr(second, method)(Q), getattr(first, method)(Q), rtol=1e-13
+        )
+
+
+class _Returns(BaseEstimator):
+    """A transformer that returns a fixed kind of output, to test the errors."""
+
+    def __init__(self, kind="dense"):
+        self.kind = kind
+
+    def fit(self, X, y=None):
+        self.n_ = len(X)
+        return self
+
+    def transform(self, X):
+        if self.kind == "dense":
+            return np.ones((len(X), self.n_))
+        if self.kind == "shape":
+            return sparse.csr_matrix(np.ones((len(X), self.n_ + 1)))
+        graph = sparse.lil_matrix((len(X), self.n_))
+        graph[1:, 0] = 1.0  # the first query has no neighbour
+        return graph.tocsr()
+
+
+@pytest.mark.parametrize(
+    "kind, error, match",
+    [
+        ("dense", TypeError, "must return a scipy.sparse"),
+        ("shape", ValueError, r"shape \(60, 201\); expected \(60, 200\)"),
+        ("empty", ValueError, "a query row of no neighbour"),
+    ],
+)
+def test_bad_neighbours_graph_is_a_clear_error(kind, error, match):
+    X, y, Q = _data()
+    model = NadarayaWatsonRegressor(n_neighbors=_Returns(kind)).fit(X, y)
+    with pytest.raises(error, match=match):
+        model.predict(Q)
+
+
+def test_neighbours_parameter_is_validated():
+    X, y, _ = _data()
+    with pytest.raises(ValueError, match="n_neighbors"):
+        NadarayaWatsonRegressor(n_neighbors=0).fit(X, y)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        NadarayaWatsonRegressor(n_neighbors="all").fit(X, y)
+    with pytest.raises(ValueError, match="learns only kernels of full support"):
+        AttentionClassifier(n_neighbors="radius").fit(X, y > 0)
+    with pytest.raises(ValueError, match="n_neighbors='radius' needs a compact"):
+        AttentionPooling(n_neighbors="radius").fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [AttentionRegressor, AttentionClassifier])
+@pytest.mark.parametrize("metric", ["diagonal", "full"])
+def test_learned_estimators_top_k_with_all_rows_equals_dense(cls, metric):
+    X, y, Q = _data(n=80)
+    target = y if cls is AttentionRegressor else (y > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense = cls(metric=metric, max_iter=10).fit(X, target)
+        top_k = cls(metric=metric, max_iter=10, n_neighbors=80).fit(X, target)
+    method = "predict" if cls is AttentionRegressor else "predict_proba"
+    np.testing.assert_allclose(
+        getattr(top_k, method)(Q), getattr(dense, method)(Q), rtol=1e-12, atol=1e-15
+    )
+    # the learning is unchanged: n_neighbors acts at prediction only
+    np.testing.assert_array_equal(
+        top_k.feature_importances_, dense.feature_importances_
+    )
+    weights = top_k.attention_weights(Q)
+    assert sparse.issparse(weights)
+    np.testing.assert_allclose(
+        weights.toarray(), dense.attention_weights(Q), atol=1e-14
+    )
+
+
+def _pooling_params(kernel):
+    return {
+        "values": "both",
+        "kernel": kernel,
+        "bandwidth": [0.7, [0.5, 1.0, 2.0]],
+        "return_entropy": True,
+        "return_n_effective": True,
+        "random_state": 0,
+    }
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "epanechnikov"])
+def test_pooling_top_k_with_all_rows_and_radius_equal_dense(kernel):
+    X, y, Q = _data(n=120)
+    Q = np.vstack([Q, 10 * Q[:3]])  # far queries: no key in a compact support
+    w = np.random.default_rng(6).uniform(0.5, 3.0, size=len(y))
+    w[:5] = 0.0  # no keys, but transformed by fit_transform
+    w[5:15] = 1.0  # leave-one-out leaves no copy of these rows
+    dense = AttentionPooling(**_pooling_params(kernel))
+    expected = dense.fit_transform(X, y, sample_weight=w), dense.transform(Q)
+    modes = [500] + (["radius"] if kernel == "epanechnikov" else [])
+    for n_neighbors in modes:
+        pooling = AttentionPooling(**_pooling_params(kernel), n_neighbors=n_neighbors)
+        got = pooling.fit_transform(X, y, sample_weight=w), pooling.transform(Q)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_pooling_leave_one_out_top_k_by_loop():
+    """fit_transform's leave-one-out features pool each row's k nearest *other*
+    rows: checked against a loop written plainly."""
+    X, y, _ = _data(n=90)
+    k, h = 6, 0.8
+    pooling = AttentionPooling(values="features", bandwidth=h, n_neighbors=k)
+    got = pooling.fit_transform(X)
+    expected = np.empty_like(X)
+    for i in range(len(X)):
+        others = np.delete(np.arange(len(X)), i)
+        sq = (((X[others] - X[i]) / h) ** 2).sum(axis=1)
+        nearest = others[np.argsort(sq)[:k]]
+        weights = np.exp(-(((X[nearest] - X[i]) / h) ** 2).sum(axis=1) / 2)
+        expected[i] = weights @ X[nearest] / weights.sum()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
