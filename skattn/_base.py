@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from skattn._engine import attention_pool
+from skattn._engine import attention_pool, map_query_chunks
 from skattn._kernels import get_kernel
 from skattn._neighbors import (
     CandidateKeys,
@@ -68,7 +68,6 @@ class _AttentionPoolingBase(BaseEstimator):
             self._scaled(self._keys, self._keys.dtype),
             n_neighbors,
             kernel.radius,
-            self.n_jobs,
         )
 
     def _pool_candidates(self, X, dtype, return_weights, return_bound=False):
@@ -89,19 +88,28 @@ class _AttentionPoolingBase(BaseEstimator):
         )
 
     def _pool(self, X, return_weights):
+        """Validate the queries and pool them, by chunks of rows through joblib
+        (threads, or a Dask cluster inside ``parallel_config(backend="dask")``)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dtype = np.result_type(X.dtype, self._keys.dtype)
+        pooled = map_query_chunks(
+            self._pool_rows, X, self.n_jobs, dtype, return_weights
+        )
+        return X.dtype, pooled
+
+    def _pool_rows(self, X, dtype, return_weights):
+        """Pool validated queries in this process, on one thread."""
         if getattr(self, "_candidates", None) is not None:
-            return X.dtype, self._pool_candidates(X, dtype, return_weights)
-        return X.dtype, attention_pool(
+            return self._pool_candidates(X, dtype, return_weights)
+        return attention_pool(
             self._features(X),
             self._features(self._keys),
             self._values,
             kernel=self.kernel,
             scale=self._feature_scale(),
             key_weights=self._key_weights,
-            n_jobs=self.n_jobs,
+            n_jobs=1,
             return_weights=return_weights,
             dtype=dtype,
         )

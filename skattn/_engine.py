@@ -28,7 +28,8 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
-from joblib import effective_n_jobs
+from joblib import effective_n_jobs, parallel_config
+from scipy import sparse
 from scipy.special import entr
 from sklearn import get_config
 from sklearn.utils import gen_even_slices
@@ -43,6 +44,7 @@ __all__ = [
     "exact_rows",
     "exact_weights",
     "finish_chunk",
+    "map_query_chunks",
     "map_slices",
     "softmax",
     "unnormalised_weights",
@@ -53,6 +55,8 @@ __all__ = [
 # never above sklearn's ``working_memory``.
 _CACHE_CHUNK_BYTES = 2 * 2**20
 _MIN_CHUNK_ROWS = 8
+# Fewest query rows per task of map_query_chunks.
+_MIN_TASK_ROWS = 32
 # Rows whose distance GEMM may err by more than this (in squared bandwidths) are
 # recomputed exactly: data many bandwidths away from the keys' centre. float32 is
 # held to 1e5 eps (about 1% of a squared bandwidth): a tighter bound would send
@@ -455,16 +459,52 @@ def map_slices(func, n_items, rows, n_jobs):
 
     The number of threads is ``n_jobs`` (joblib's meaning), at most one per chunk of
     ``rows`` items; each thread uses one BLAS thread, as the threads already use
-    the cores. Returns the list of results, in slice order.
+    the cores. They are threads of this process whatever joblib backend is active
+    (``func`` may write into shared arrays): spreading work over processes or a
+    cluster happens above the engine, by chunks of queries
+    (:func:`map_query_chunks`). Returns the list of results, in slice order.
     """
     n_chunks = max(1, -(-n_items // rows))
-    n_workers = max(1, min(effective_n_jobs(n_jobs), n_chunks))
+    with parallel_config(backend="threading"):
+        n_workers = max(1, min(effective_n_jobs(n_jobs), n_chunks))
     if n_workers == 1:
         return [func(slice(0, n_items))]
     with threadpool_limits(limits=1, user_api="blas"):
-        return Parallel(n_jobs=n_workers, prefer="threads")(
+        return Parallel(n_jobs=n_workers, backend="threading")(
             delayed(func)(s) for s in gen_even_slices(n_items, n_workers)
         )
+
+
+def _stack(parts):
+    """Stack the per-chunk results of :func:`map_query_chunks` along the rows."""
+    first = parts[0]
+    if isinstance(first, tuple):
+        return tuple(_stack(list(column)) for column in zip(*parts, strict=True))
+    if sparse.issparse(first):
+        return sparse.vstack(parts, format="csr")
+    return np.concatenate(parts, axis=0)
+
+
+def map_query_chunks(func, X, n_jobs, *args):
+    """``func(X, *args)`` computed on chunks of the query rows of ``X`` in
+    parallel, through joblib's active backend, and stacked along the rows.
+
+    Every query's result depends on that query alone, so the chunks can run
+    anywhere: in threads of this process by default (``n_jobs`` of them), or on the
+    workers of a Dask cluster inside ``joblib.parallel_config(backend="dask")``,
+    with the fitted estimator shipped to each task. ``func`` returns an array, a
+    sparse matrix or a tuple of them, with one row per query.
+    """
+    n_queries = X.shape[0]
+    n_tasks = max(1, min(effective_n_jobs(n_jobs), -(-n_queries // _MIN_TASK_ROWS)))
+    if n_tasks == 1:
+        return func(X, *args)
+    # Threads of this process share the cores: one BLAS / OpenMP thread each.
+    with threadpool_limits(limits=1):
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(func)(X[s], *args) for s in gen_even_slices(n_queries, n_tasks)
+        )
+    return _stack(parts)
 
 
 def attention_pool(

@@ -38,6 +38,9 @@ __all__ = [
     "check_neighbors",
 ]
 
+# Neighbours fetched beyond the nearest for the rows of radius mode with no key in
+# the support, to catch keys tied with the nearest in one search.
+_EXTRA_TIES = 7
 # Entries (query, candidate) per chunk: bounds the (entries, n_features) temporaries.
 _CHUNK_ENTRIES = 1 << 18
 
@@ -79,11 +82,9 @@ class CandidateKeys:
         query's candidates (their values are not used: distances are recomputed).
     radius : float
         The kernel's support radius (used with "radius").
-    n_jobs : int or None
-        Passed to :class:`~sklearn.neighbors.NearestNeighbors`.
     """
 
-    def __init__(self, z_keys, n_neighbors, radius, n_jobs):
+    def __init__(self, z_keys, n_neighbors, radius):
         self.n_keys = z_keys.shape[0]
         self.z_keys = z_keys
         self.radius = radius
@@ -98,9 +99,11 @@ class CandidateKeys:
         else:
             self.mode = "top_k"
             self.k = min(int(n_neighbors), self.n_keys)
-        self.index = NearestNeighbors(
-            n_neighbors=self.k or 1, n_jobs=n_jobs, algorithm="auto"
-        ).fit(z_keys)
+        # One thread per search: the queries are spread over threads (or a
+        # cluster) by chunks, above this index.
+        self.index = NearestNeighbors(n_neighbors=self.k or 1, algorithm="auto").fit(
+            z_keys
+        )
 
     @property
     def complete(self):
@@ -139,18 +142,8 @@ class CandidateKeys:
         else:
             empty = np.flatnonzero([len(f) == 0 for f in found])
             n_nearest = 1
-        n_nearest = min(n_nearest, self.n_keys)
         if empty.size:
-            nearest, _ = self.index.kneighbors(z_queries[empty], n_neighbors=n_nearest)
-            # Keys tied at the nearest distance share the attention, as in the dense
-            # engine: fetch all keys at about that distance; the pooling keeps those
-            # exactly at the minimum of the recomputed distances.
-            for row, distance in zip(empty, nearest[:, -1], strict=True):
-                found[row] = self.index.radius_neighbors(
-                    z_queries[row : row + 1],
-                    radius=distance * (1 + 1e-9) + 1e-300,
-                    return_distance=False,
-                )[0]
+            self._add_nearest(z_queries, found, empty, n_nearest)
         counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=n)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -160,6 +153,30 @@ class CandidateKeys:
             else np.empty(0, dtype=np.int64)
         )
         return indptr, indices
+
+    def _add_nearest(self, z_queries, found, empty, n_nearest):
+        """Give the rows ``empty`` their nearest key(s): the ``n_nearest``-th
+        nearest (the row itself comes first in leave-one-out mode), and every key
+        tied with it, which share the attention as in the dense engine.
+
+        Ties are taken at about that distance: the pooling keeps the keys exactly
+        at the minimum of the recomputed distances. A few extra neighbours catch
+        them in one search; a row with more ties than that searches again.
+        """
+        n_fetch = min(n_nearest + _EXTRA_TIES, self.n_keys)
+        distances, neighbors = self.index.kneighbors(
+            z_queries[empty], n_neighbors=n_fetch
+        )
+        n_nearest = min(n_nearest, self.n_keys)
+        limit = distances[:, n_nearest - 1] * (1 + 1e-9) + 1e-300
+        within = distances <= limit[:, None]
+        for i, row in enumerate(empty):
+            if within[i, -1] and n_fetch < self.n_keys:  # possibly more ties
+                found[row] = self.index.radius_neighbors(
+                    z_queries[row : row + 1], radius=limit[i], return_distance=False
+                )[0]
+            else:
+                found[row] = neighbors[i, within[i]]
 
     def _graph_candidates(self, z_queries):
         graph = self.transformer.transform(z_queries)

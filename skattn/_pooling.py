@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from skattn._attention import AttentionRegressor
 from skattn._bandwidth import cv_bandwidth, rule_of_thumb
-from skattn._engine import attention_pool
+from skattn._engine import attention_pool, map_query_chunks
 from skattn._kernels import KERNELS, get_kernel
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._nadaraya_watson import check_bandwidth
@@ -574,16 +574,26 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             keys / bandwidth.astype(keys.dtype),
             self.n_neighbors,
             get_kernel(self.kernel).radius,
-            self.n_jobs,
         )
 
     def _head(
-        self, queries, keys, targets, w, bandwidth, *, features, loo=False, index=None
+        self,
+        queries,
+        keys,
+        targets,
+        w,
+        bandwidth,
+        *,
+        features,
+        loo=False,
+        index=None,
+        n_jobs=None,
     ):
         """One head's output columns: pooled targets (if ``targets`` is given),
         pooled features (if ``features`` and the transformer pools them), and the
         weight statistics asked for. ``index``: the head's neighbour index over
-        ``keys`` when ``n_neighbors`` is set (built here when None)."""
+        ``keys`` when ``n_neighbors`` is set (built here when None); ``n_jobs``:
+        the engine's threads (``self.n_jobs`` when None)."""
         columns = []
         if targets is not None:
             columns.append(targets)
@@ -601,7 +611,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 scale=1.0 / bandwidth,
                 key_weights=w,
                 loo=loo,
-                n_jobs=self.n_jobs,
+                n_jobs=self.n_jobs if n_jobs is None else n_jobs,
                 return_stats=stats,
                 dtype=keys.dtype,
             )
@@ -697,6 +707,12 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        # By chunks of rows through joblib: threads, or a Dask cluster inside
+        # parallel_config(backend="dask").
+        return map_query_chunks(self._transform_rows, X, self.n_jobs)
+
+    def _transform_rows(self, X):
+        """:meth:`transform` of validated rows in this process, on one thread."""
         keys = self._keys.astype(np.result_type(X.dtype, self._keys.dtype), copy=False)
         targets = (
             None
@@ -712,6 +728,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 bandwidth,
                 features=True,
                 index=index,
+                n_jobs=1,
             )
             for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True)
         ]
