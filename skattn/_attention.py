@@ -18,6 +18,7 @@ from skattn._learning import LEARNABLE_KERNELS, LeaveOneOutObjective
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._sklearn_compat import (
     Interval,
+    RealNotInt,
     StrOptions,
     _fit_context,
     check_sample_weight,
@@ -43,6 +44,12 @@ class _MetricLearner:
                 f"{type(self).__name__} learns only kernels with full support that "
                 f"are differentiable almost everywhere {LEARNABLE_KERNELS}; got "
                 f"kernel={self.kernel!r}. Use {self._nonparametric} for it."
+            )
+        if self.n_candidates is not None and self.batch_size is None:
+            raise ValueError(
+                f"n_candidates={self.n_candidates!r} samples the keys of each "
+                "mini-batch step and needs batch_size; set batch_size (say 256) or "
+                "leave n_candidates=None."
             )
         if isinstance(self.n_neighbors, str):
             raise ValueError(
@@ -263,10 +270,19 @@ class _MetricLearner:
             )
         return result.x
 
+    def _n_candidates(self, n):
+        """The number of keys sampled per mini-batch step (None: every row)."""
+        if self.n_candidates is None:
+            return None
+        if isinstance(self.n_candidates, Integral):
+            return min(int(self.n_candidates), n)
+        return max(1, min(n, int(np.ceil(self.n_candidates * n))))
+
     def _fit_minibatch(self, objective, x0):
         rng = check_random_state(self.random_state)
         n = objective.n_samples
         batch = min(self.batch_size, n)
+        n_candidates = self._n_candidates(n)
         params = x0.copy()
         m = np.zeros_like(params)
         v = np.zeros_like(params)
@@ -283,7 +299,10 @@ class _MetricLearner:
                 position = 0
             rows = np.sort(order[position : position + batch])
             position += batch
-            loss, grad = objective(params, rows)
+            candidates = None
+            if n_candidates is not None:
+                candidates = np.sort(rng.choice(n, size=n_candidates, replace=False))
+            loss, grad = objective(params, rows, candidates)
             m = beta1 * m + (1 - beta1) * grad
             v = beta2 * v + (1 - beta2) * grad**2
             m_hat = m / (1 - beta1**step)
@@ -401,6 +420,18 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
     learning_rate_init : float, default=0.05
         Adam's step size in mini-batch mode (on log-bandwidths or the standardised
         projection).
+
+    n_candidates : int, float or None, default=None
+        In mini-batch mode, the number of training rows (a float in (0, 1]: the
+        fraction of them) drawn at random at every step as the keys that the
+        mini-batch's queries attend to, as in ModernNCA's stochastic sampling of
+        neighbours: O(batch_size n_candidates d) per step instead of
+        O(batch_size n d). A query drawn among them keeps ``w - 1`` copies of
+        itself, as in the full objective; the softmax is unchanged by scaling
+        every key's weight alike, so a uniform sample of keys estimates the full
+        attention (the loss gets noisier, and a little sharper, as the sample
+        shrinks). None: every training row. Needs ``batch_size``. Predictions
+        still attend to every training row (or to ``n_neighbors``).
 
     warm_start : bool, default=False
         Start from the previous fit's bandwidths or projection when they fit the
@@ -520,6 +551,11 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "n_candidates": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+            None,
+        ],
         "warm_start": ["boolean"],
         "callback": [callable, None],
         "random_state": ["random_state"],
@@ -540,6 +576,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         tol=1e-8,
         batch_size=None,
         learning_rate_init=0.05,
+        n_candidates=None,
         warm_start=False,
         callback=None,
         random_state=None,
@@ -556,6 +593,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         self.tol = tol
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.n_candidates = n_candidates
         self.warm_start = warm_start
         self.callback = callback
         self.random_state = random_state

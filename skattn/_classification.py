@@ -288,6 +288,12 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
     learning_rate_init : float, default=0.05
         Adam's step size in mini-batch mode.
 
+    n_candidates : int, float or None, default=None
+        In mini-batch mode, the number of training rows (a float in (0, 1]: the
+        fraction of them) drawn at random at every step as the keys of that
+        step's queries (ModernNCA's stochastic sampling of neighbours), as in
+        :class:`AttentionRegressor`. None: every training row.
+
     warm_start : bool, default=False
         Start from the previous fit's bandwidths or projection when they fit the
         data's shape and the metric, instead of ``init``.
@@ -405,6 +411,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         tol=1e-8,
         batch_size=None,
         learning_rate_init=0.05,
+        n_candidates=None,
         warm_start=False,
         callback=None,
         random_state=None,
@@ -422,6 +429,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         self.tol = tol
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.n_candidates = n_candidates
         self.warm_start = warm_start
         self.callback = callback
         self.random_state = random_state

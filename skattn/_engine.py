@@ -300,7 +300,8 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
     log_w : ndarray of shape (n_keys,)
         Log-weights of the keys.
     own : ndarray of shape (n_rows,), default=None
-        In leave-one-out mode, the index of each row's own key.
+        In leave-one-out mode, the index of each row's own key (-1 for a row whose
+        own key is not among the keys).
     self_log_w : ndarray of shape (n_keys,), default=None
         In leave-one-out mode, the log-weight a key has as its own row's key.
 
@@ -310,18 +311,18 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
         Rows sum to 1. A row with no key in the kernel's support attends to its
         nearest key(s) of positive weight, ties sharing by weight.
     """
-    n_rows = sq.shape[0]
     logits = kernel.log_kernel(sq, np.empty_like(sq))
     logits += log_w
     if own is not None:
-        logits[np.arange(n_rows), own] = self_log_w[own]  # log K(0) = 0
+        has = np.flatnonzero(own >= 0)
+        logits[has, own[has]] = self_log_w[own[has]]  # log K(0) = 0
     weights = softmax(logits, axis=1, out=logits)
     totals = weights.sum(axis=1)
     for r in np.flatnonzero(~(totals > 0)):
         # No key in the kernel's support: attend to the nearest eligible key(s).
         row_log_w = log_w.copy()
         dist = sq[r].copy()
-        if own is not None:
+        if own is not None and own[r] >= 0:
             row_log_w[own[r]] = self_log_w[own[r]]
             dist[own[r]] = 0.0
         eligible = np.isfinite(row_log_w)
@@ -338,15 +339,16 @@ def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
     """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
 
     Sets the leave-one-out self weights (``own``: the key index of each row of the
-    chunk, or None outside leave-one-out mode), pools by one GEMM with a column of
-    ones, and recomputes exactly the rows whose normaliser underflowed or is zero
-    (``sq_rows(rows)`` gives their scaled squared distances), and also the rows
-    flagged ``inexact`` (distance GEMM too coarse for them). With ``normalize``,
-    ``e`` is normalised in place into attention weights. Returns the pooled values
-    of the chunk.
+    chunk, -1 where it is not a key, or None outside leave-one-out mode), pools by
+    one GEMM with a column of ones, and recomputes exactly the rows whose
+    normaliser underflowed or is zero (``sq_rows(rows)`` gives their scaled squared
+    distances), and also the rows flagged ``inexact`` (distance GEMM too coarse for
+    them). With ``normalize``, ``e`` is normalised in place into attention weights.
+    Returns the pooled values of the chunk.
     """
     if own is not None:
-        e[np.arange(len(own)), own] = np.exp(keys.self_log_w[own])
+        has = np.flatnonzero(own >= 0)
+        e[has, own[has]] = np.exp(keys.self_log_w[own[has]])
     pooled = e @ keys.values_aug
     norm = pooled[:, -1]
     ok = (norm >= keys.tiny) & np.isfinite(norm)

@@ -175,7 +175,7 @@ class LeaveOneOutObjective:
             return self.Z @ params.reshape(self.n_components, self.n_features).T
         return self.Z * np.exp(-np.broadcast_to(params, (self.n_features,)))
 
-    def __call__(self, params, rows=None):
+    def __call__(self, params, rows=None, candidates=None):
         """Objective and gradient at ``params``.
 
         Parameters
@@ -184,6 +184,11 @@ class LeaveOneOutObjective:
         rows : ndarray of int, default=None
             Query rows of a mini-batch (sorted); None means every row. With a
             mini-batch the value and gradient are unbiased estimates of the full ones.
+        candidates : ndarray of int, default=None
+            Sorted rows that serve as keys (sampled candidates); None means every
+            row. A query row among them keeps ``w - 1`` copies of itself, as in
+            the full objective; the softmax is invariant to scaling every key's
+            weight alike, so a uniform sample of keys estimates the full attention.
 
         Returns
         -------
@@ -192,18 +197,26 @@ class LeaveOneOutObjective:
         """
         params = np.asarray(params, dtype=np.float64)
         projected = self.projected(params)
+        key_rows = np.arange(self.n_samples) if candidates is None else candidates
         keys = _Keys(
-            projected,
-            self.Y,
+            projected if candidates is None else projected[key_rows],
+            self.Y if candidates is None else self.Y[key_rows],
             np.ones(projected.shape[1]),
-            self.w,
+            self.w if candidates is None else self.w[key_rows],
             self.kernel,
             np.float64,
-            unit_weights=self.unit_weights,
+            unit_weights=(
+                self.unit_weights
+                if self.unit_weights is None or candidates is None
+                else self.unit_weights[key_rows]
+            ),
         )
         queries = np.arange(self.n_samples) if rows is None else np.asarray(rows)
+        # Each query's own key among the keys (-1 if it is not a key).
+        position = np.searchsorted(key_rows, queries).clip(max=len(key_rows) - 1)
+        own = np.where(key_rows[position] == queries, position, -1)
         parts = map_slices(
-            lambda s: self._partial(keys, queries[s]),
+            lambda s: self._partial(keys, key_rows, projected, queries[s], own[s]),
             len(queries),
             self.rows,
             self.n_jobs,
@@ -213,7 +226,7 @@ class LeaveOneOutObjective:
         col_sums = sum(p[2] for p in parts)
         cross = sum(p[3] for p in parts)
         if self.metric == "full":
-            Z = self.Z
+            Z = self.Z[key_rows] if candidates is not None else self.Z
             M = row_part + (Z.T * col_sums) @ Z - cross - cross.T
             L = params.reshape(self.n_components, self.n_features)
             grad = (2.0 * L @ M).ravel()
@@ -230,11 +243,16 @@ class LeaveOneOutObjective:
         grad = grad * factor + 2.0 * self.alpha * params
         return loss, grad
 
-    def _partial(self, keys, queries):
-        """Loss and gradient pieces of some query rows (sums over their chunks)."""
+    def _partial(self, keys, key_rows, projected, queries, own):
+        """Loss and gradient pieces of some query rows (sums over their chunks):
+        ``key_rows`` the rows that are keys, ``own`` each query's position among
+        them (-1 if none)."""
         n = keys.n_keys
         full = self.metric == "full"
         width = self.n_features if full else keys.z.shape[1]
+        all_keys = n == self.n_samples
+        Y_keys = self.Y if all_keys else self.Y[key_rows]
+        Z_keys = self.Z if all_keys else self.Z[key_rows]
         loss = 0.0
         row_part = np.zeros((width, width) if full else width)
         col_sums = np.zeros(n)
@@ -247,22 +265,24 @@ class LeaveOneOutObjective:
         sq_buf = None if gaussian else np.empty((rows, n))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, len(queries), rows):
-                own = queries[start : start + rows]
-                m = len(own)
-                qz = keys.z[own]
+                chunk = queries[start : start + rows]
+                chunk_own = own[start : start + rows]
+                m = len(chunk)
+                q_raw = projected[chunk]
+                qz = keys.transform_queries(q_raw)  # as keys.z, elementwise
                 e = e_buf[:m]
                 sq = None if gaussian else sq_buf[:m]
                 unnormalised_weights(keys, qz, e, sq_out=sq)
                 pooled = finish_chunk(
-                    keys, e, own, exact_rows(keys, qz, keys.raw[own]), normalize=True
+                    keys, e, chunk_own, exact_rows(keys, qz, q_raw), normalize=True
                 )
                 value, G = self.loss.value_and_gradient(
-                    pooled, self.Y[own], self.w[own]
+                    pooled, self.Y[chunk], self.w[chunk]
                 )
                 loss += value
 
                 # A_ij = p_ij g_i.(y_j - y_hat_i) * dlogK/d(u^2), g_i = dL/dy_hat_i
-                A = np.matmul(G, self.Y.T, out=b_buf[:m])
+                A = np.matmul(G, Y_keys.T, out=b_buf[:m])
                 A -= np.einsum("ij,ij->i", G, pooled)[:, None]
                 A *= e
                 if gaussian:
@@ -271,14 +291,15 @@ class LeaveOneOutObjective:
                     dk = self.kernel.dlog_dsq(sq)
                     dk[sq == 0] = 0.0  # no distance, no gradient (zero differences)
                     A *= dk
-                A[np.arange(m), own] = 0.0
+                has = np.flatnonzero(chunk_own >= 0)
+                A[has, chunk_own[has]] = 0.0
 
                 row_sums = A.sum(axis=1)
                 col_sums += A.sum(axis=0)
                 if full:
-                    Zq = self.Z[own]
+                    Zq = self.Z[chunk]
                     row_part += (Zq.T * row_sums) @ Zq
-                    cross += Zq.T @ (A @ self.Z)
+                    cross += Zq.T @ (A @ Z_keys)
                 else:
                     row_part += row_sums @ (qz * qz)
                     cross += np.einsum("ij,ij->j", qz, A @ keys.z)

@@ -31,6 +31,7 @@ INIT_PARAMS = {
         {"kernel": "exponential", "alpha": 0.01, "max_iter": 20, "tol": 1e-8},
         {"batch_size": 16, "max_iter": 30, "random_state": 0},
         {"max_iter": 20, "n_neighbors": 5},
+        {"batch_size": 16, "n_candidates": 0.5, "max_iter": 30, "random_state": 0},
     ],
     NadarayaWatsonClassifier: [
         {},

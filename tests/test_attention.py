@@ -366,3 +366,82 @@ def test_duplicated_rows_drive_bandwidths_to_their_bound_not_to_overflow(metric)
     assert np.isfinite(model.loss_curve_).all()
     assert np.isfinite(model.predict(X + 0.3)).all()
     np.testing.assert_allclose(model.predict(X), y, atol=1e-8)
+
+
+def _plain_sampled_loss(X, Y, w, bandwidth, rows, candidates):
+    """The mini-batch loss over sampled candidate keys, written plainly: query ``i``
+    attends to the candidates, itself among them with ``w_i - 1`` copies."""
+    total = 0.0
+    for i in rows:
+        num, den = np.zeros(Y.shape[1]), 0.0
+        for j in candidates:
+            copies = w[j] - 1.0 if j == i else w[j]
+            k = np.exp(-0.5 * np.sum(((X[i] - X[j]) / bandwidth) ** 2))
+            num += copies * k * Y[j]
+            den += copies * k
+        total += w[i] * np.sum((num / den - Y[i]) ** 2)
+    tss = (w[:, None] * (Y - np.average(Y, axis=0, weights=w)) ** 2).sum()
+    return total / tss * w.sum() / w[rows].sum()
+
+
+@pytest.mark.parametrize("metric, k", METRICS)
+def test_sampled_candidates_objective(rng, metric, k):
+    X, Y = _data(rng, n=40, outputs=2)
+    w = rng.integers(1, 4, len(X)).astype(float)
+    obj = _objective(X, Y, w, "gaussian", metric, k, alpha=0.01)
+    params = rng.normal(size=obj.n_params) * 0.3
+    # every row as a candidate: the mini-batch objective itself
+    rows = np.sort(rng.choice(40, size=12, replace=False))
+    every = obj(params, rows, np.arange(40))
+    np.testing.assert_allclose(every[0], obj(params, rows)[0], rtol=1e-12)
+    np.testing.assert_allclose(every[1], obj(params, rows)[1], rtol=1e-12)
+    # a sample of candidates, some of the queries among them and some not
+    candidates = np.sort(rng.choice(40, size=15, replace=False))
+    assert 0 < np.isin(rows, candidates).sum() < len(rows)
+    loss, _ = obj(params, rows, candidates)
+    if metric == "full":
+        W = obj.components_from_params(params)
+        expected = _plain_sampled_loss(X @ W.T, Y, w, 1.0, rows, candidates)
+    else:
+        h = obj.bandwidth_from_params(params)
+        expected = _plain_sampled_loss(X, Y, w, h, rows, candidates)
+    np.testing.assert_allclose(loss - 0.01 * params @ params, expected, rtol=1e-10)
+    error = check_grad(
+        lambda p: obj(p, rows, candidates)[0],
+        lambda p: obj(p, rows, candidates)[1],
+        params,
+    )
+    assert error / np.linalg.norm(obj(params, rows, candidates)[1]) < 1e-5
+
+
+def test_sampled_candidates_learn_at_a_fraction_of_the_cost():
+    X, y = make_friedman1(n_samples=3000, n_features=10, noise=0.5, random_state=0)
+    X_test, y_test = make_friedman1(
+        n_samples=1000, n_features=10, noise=0.5, random_state=1
+    )
+    params = {"batch_size": 128, "max_iter": 300, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        every = AttentionRegressor(**params).fit(X, y)
+        sampled = AttentionRegressor(**params, n_candidates=0.1).fit(X, y)
+        counted = AttentionRegressor(**params, n_candidates=300).fit(X, y)
+    np.testing.assert_array_equal(counted.bandwidth_, sampled.bandwidth_)
+    start = r2_score(
+        y_test, NadarayaWatsonRegressor(bandwidth="scott").fit(X, y).predict(X_test)
+    )
+    r2_every = r2_score(y_test, every.predict(X_test))
+    r2_sampled = r2_score(y_test, sampled.predict(X_test))
+    # Scott 0.780, every row 0.951, a tenth of the rows per step 0.924: bandwidths
+    # learned against fewer keys come out a little wider than all the rows need
+    assert r2_sampled > start + 0.1
+    assert r2_sampled > r2_every - 0.05
+    # the five informative features get the five smallest bandwidths
+    assert set(np.argsort(sampled.bandwidth_)[:5]) == {0, 1, 2, 3, 4}
+
+
+def test_sampled_candidates_need_batch_size(rng):
+    X, Y = _data(rng)
+    with pytest.raises(ValueError, match="needs batch_size"):
+        AttentionRegressor(n_candidates=0.5).fit(X, Y[:, 0])
+    with pytest.raises(ValueError, match="n_candidates"):
+        AttentionRegressor(batch_size=8, n_candidates=1.5).fit(X, Y[:, 0])

@@ -8,13 +8,19 @@ a rename in scikit-learn then costs a change here only.
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+)
 from sklearn.utils.validation import _check_sample_weight as _sk_check_sample_weight
 from sklearn.utils.validation import validate_data
 
 __all__ = [
     "HasMethods",
     "Interval",
+    "RealNotInt",
     "StrOptions",
     "_fit_context",
     "check_sample_weight",
