@@ -502,11 +502,19 @@ def map_query_chunks(func, X, n_jobs, *args):
     if n_tasks == 1:
         return func(X, *args)
     # Threads of this process share the cores: one BLAS / OpenMP thread each.
+    # Each chunk travels inside a tuple: joblib's Dask backend then sends it with
+    # its task instead of scattering it (it scatters large weakrefable arguments,
+    # and a chunk is used once).
     with threadpool_limits(limits=1):
         parts = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(func)(X[s], *args) for s in gen_even_slices(n_queries, n_tasks)
+            delayed(_apply)(func, (X[s],), args)
+            for s in gen_even_slices(n_queries, n_tasks)
         )
     return _stack(parts)
+
+
+def _apply(func, packed_rows, args):
+    return func(packed_rows[0], *args)
 
 
 def attention_pool(
