@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from skattn._engine import attention_pool, map_query_chunks
+from skattn._engine import attention_pool, map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._neighbors import (
     CandidateKeys,
@@ -17,6 +17,11 @@ from skattn._neighbors import (
     check_neighbors,
 )
 from skattn.utils._sklearn_compat import validate_data
+
+
+def _pool_dense(queries, keys, return_weights):
+    """Dense attention pooling of some queries over prepared keys, on one thread."""
+    return attention_pool(queries, keys, None, n_jobs=1, return_weights=return_weights)
 
 
 class _AttentionPoolingBase(BaseEstimator):
@@ -93,26 +98,24 @@ class _AttentionPoolingBase(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dtype = np.result_type(X.dtype, self._keys.dtype)
-        pooled = map_query_chunks(
-            self._pool_rows, X, self.n_jobs, dtype, return_weights
-        )
-        return X.dtype, pooled
-
-    def _pool_rows(self, X, dtype, return_weights):
-        """Pool validated queries in this process, on one thread."""
         if getattr(self, "_candidates", None) is not None:
-            return self._pool_candidates(X, dtype, return_weights)
-        return attention_pool(
-            self._features(X),
-            self._features(self._keys),
-            self._values,
-            kernel=self.kernel,
-            scale=self._feature_scale(),
-            key_weights=self._key_weights,
-            n_jobs=1,
-            return_weights=return_weights,
-            dtype=dtype,
-        )
+            pooled = map_query_chunks(
+                self._pool_candidates, X, self.n_jobs, dtype, return_weights
+            )
+        else:
+            # The keys are prepared once, and shared by the threads of this process.
+            keys = prepare_keys(
+                self._features(self._keys),
+                self._values,
+                kernel=self.kernel,
+                scale=self._feature_scale(),
+                key_weights=self._key_weights,
+                dtype=dtype,
+            )
+            pooled = map_query_chunks(
+                _pool_dense, self._features(X), self.n_jobs, keys, return_weights
+            )
+        return X.dtype, pooled
 
     def attention_weights(self, X):
         """Attention weights of each query over the training rows.

@@ -46,6 +46,7 @@ __all__ = [
     "finish_chunk",
     "map_query_chunks",
     "map_slices",
+    "prepare_keys",
     "softmax",
     "unnormalised_weights",
 ]
@@ -517,6 +518,23 @@ def _apply(func, packed_rows, args):
     return func(packed_rows[0], *args)
 
 
+def prepare_keys(
+    keys, values, *, kernel="gaussian", scale=None, key_weights=None, dtype=None
+):
+    """Keys, values and weights prepared once for :func:`attention_pool`, which
+    takes them in place of ``keys`` (then ignoring its ``values``, ``kernel``,
+    ``scale``, ``key_weights`` and ``dtype``): threads that pool chunks of queries
+    share one copy. The parameters are those of :func:`attention_pool`."""
+    kernel = get_kernel(kernel)
+    keys = np.asarray(keys)
+    dtype = np.dtype(keys.dtype if dtype is None else dtype)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    if scale is None:
+        scale = np.ones(keys.shape[1])
+    return _Keys(keys, values, scale, key_weights, kernel, dtype)
+
+
 def attention_pool(
     queries,
     keys,
@@ -537,8 +555,8 @@ def attention_pool(
     ----------
     queries : ndarray of shape (n_queries, n_features) or None
         The queries. Must be None when ``loo=True`` (the keys are the queries).
-    keys : ndarray of shape (n_keys, n_features)
-        The keys.
+    keys : ndarray of shape (n_keys, n_features) or prepared keys
+        The keys, or the result of :func:`prepare_keys`.
     values : ndarray of shape (n_keys, n_outputs)
         The values pooled for each query.
     kernel : str or Kernel, default="gaussian"
@@ -568,14 +586,19 @@ def attention_pool(
     stats : ndarray of shape (n_queries, 2)
         Only if ``return_stats``: entropy and effective number of keys.
     """
-    kernel = get_kernel(kernel)
-    keys = np.asarray(keys)
-    dtype = np.dtype(keys.dtype if dtype is None else dtype)
-    if dtype not in (np.float32, np.float64):
-        dtype = np.dtype(np.float64)
-    if scale is None:
-        scale = np.ones(keys.shape[1])
-    prepared = _Keys(keys, values, scale, key_weights, kernel, dtype)
+    if isinstance(keys, _Keys):
+        prepared = keys
+        dtype = prepared.dtype
+    else:
+        prepared = prepare_keys(
+            keys,
+            values,
+            kernel=kernel,
+            scale=scale,
+            key_weights=key_weights,
+            dtype=dtype,
+        )
+        dtype = prepared.dtype
     if loo:
         if queries is not None:
             raise ValueError("queries must be None in leave-one-out mode.")

@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from skattn._attention import AttentionRegressor
 from skattn._bandwidth import cv_bandwidth, rule_of_thumb
-from skattn._engine import attention_pool, map_query_chunks
+from skattn._engine import attention_pool, map_query_chunks, prepare_keys
 from skattn._kernels import KERNELS, get_kernel
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._nadaraya_watson import check_bandwidth
@@ -576,6 +576,18 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             get_kernel(self.kernel).radius,
         )
 
+    def _head_values(self, keys, targets, features):
+        """The values a head pools: the targets (if given), then the features (if
+        ``features`` and the transformer pools them)."""
+        columns = []
+        if targets is not None:
+            columns.append(targets)
+        if features and self._pool_features:
+            columns.append(keys)
+        if not columns:
+            return np.empty((len(keys), 0), keys.dtype)
+        return np.hstack(columns)
+
     def _head(
         self,
         queries,
@@ -587,25 +599,25 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         features,
         loo=False,
         index=None,
+        prepared=None,
         n_jobs=None,
     ):
         """One head's output columns: pooled targets (if ``targets`` is given),
         pooled features (if ``features`` and the transformer pools them), and the
         weight statistics asked for. ``index``: the head's neighbour index over
-        ``keys`` when ``n_neighbors`` is set (built here when None); ``n_jobs``:
-        the engine's threads (``self.n_jobs`` when None)."""
-        columns = []
-        if targets is not None:
-            columns.append(targets)
-        if features and self._pool_features:
-            columns.append(keys)
-        n_values = sum(c.shape[1] for c in columns)
-        values = np.hstack(columns) if columns else np.empty((len(keys), 0), keys.dtype)
+        ``keys`` when ``n_neighbors`` is set (built here when None); ``prepared``:
+        the dense head's keys from :func:`prepare_keys` (built here when None);
+        ``n_jobs``: the engine's threads (``self.n_jobs`` when None)."""
+        if prepared is None:
+            values = self._head_values(keys, targets, features)
+            n_values = values.shape[1]
+        else:
+            values, n_values = None, prepared.n_outputs
         stats = features and self._n_stats > 0
         if self.n_neighbors is None:
             result = attention_pool(
                 queries,
-                keys,
+                keys if prepared is None else prepared,
                 values,
                 kernel=self.kernel,
                 scale=1.0 / bandwidth,
@@ -707,13 +719,33 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        keys = self._keys.astype(np.result_type(X.dtype, self._keys.dtype), copy=False)
+        targets = (
+            None
+            if not self._pool_target
+            else self._targets.astype(keys.dtype, copy=False)
+        )
+        # Dense heads prepare their keys once, shared by the threads of this process.
+        prepared = [
+            None
+            if index is not None
+            else prepare_keys(
+                keys,
+                self._head_values(keys, targets, features=True),
+                kernel=self.kernel,
+                scale=1.0 / bandwidth,
+                key_weights=self._key_weights,
+                dtype=keys.dtype,
+            )
+            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True)
+        ]
         # By chunks of rows through joblib: threads, or a Dask cluster inside
         # parallel_config(backend="dask").
-        return map_query_chunks(self._transform_rows, X, self.n_jobs)
+        return map_query_chunks(self._transform_rows, X, self.n_jobs, keys, prepared)
 
-    def _transform_rows(self, X):
-        """:meth:`transform` of validated rows in this process, on one thread."""
-        keys = self._keys.astype(np.result_type(X.dtype, self._keys.dtype), copy=False)
+    def _transform_rows(self, X, keys, prepared):
+        """:meth:`transform` of validated rows on one thread: ``keys`` in the
+        working dtype, ``prepared`` the dense heads' prepared keys."""
         targets = (
             None
             if not self._pool_target
@@ -728,9 +760,12 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 bandwidth,
                 features=True,
                 index=index,
+                prepared=head_keys,
                 n_jobs=1,
             )
-            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True)
+            for bandwidth, index, head_keys in zip(
+                self.bandwidths_, self._indexes, prepared, strict=True
+            )
         ]
         return np.hstack(heads).astype(X.dtype, copy=False)
 
