@@ -339,3 +339,25 @@ def test_pooling_leave_one_out_top_k_by_loop():
         weights = np.exp(-(((X[nearest] - X[i]) / h) ** 2).sum(axis=1) / 2)
         expected[i] = weights @ X[nearest] / weights.sum()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_neighbors", [None, 12, "radius"])
+def test_query_chunks_on_threads_equal_one_thread(n_neighbors):
+    """predict / attention_weights / transform split their queries over threads
+    (``n_jobs``); every query's result is its own, so nothing changes."""
+    X, y, Q = _data()
+    Q = np.vstack([Q] * 4)  # enough queries for several chunks
+    kernel = "epanechnikov" if n_neighbors == "radius" else "gaussian"
+    params = {"kernel": kernel, "bandwidth": 0.7, "n_neighbors": n_neighbors}
+    one = NadarayaWatsonRegressor(**params).fit(X, y)
+    two = NadarayaWatsonRegressor(**params, n_jobs=2).fit(X, y)
+    np.testing.assert_allclose(two.predict(Q), one.predict(Q), rtol=1e-13)
+    a, b = two.attention_weights(Q), one.attention_weights(Q)
+    if sparse.issparse(a):
+        np.testing.assert_array_equal(a.indices, b.indices)
+        a, b = a.data, b.data
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-16)
+    pooling = {"values": "both", "return_entropy": True, "n_neighbors": n_neighbors}
+    one = AttentionPooling(kernel=kernel, **pooling).fit(X, y)
+    two = AttentionPooling(kernel=kernel, **pooling, n_jobs=2).fit(X, y)
+    np.testing.assert_allclose(two.transform(Q), one.transform(Q), rtol=1e-13)
