@@ -4,11 +4,13 @@ Dense attention costs O(n_queries x n_keys). Far keys get negligible weight (non
 all outside a compact kernel's support), so for large data each query can attend to
 its nearest keys only. The candidates come from
 :class:`sklearn.neighbors.NearestNeighbors` (trees or brute force, as scikit-learn
-chooses) in the scaled feature space, where
-the kernel sees the distances; the squared distances to the candidates are then
-recomputed exactly and pooled with the same numerics as the dense engine: the row
-maximum is subtracted before ``exp``, and a query with no candidate inside a compact
-kernel's support attends to its nearest candidate(s), ties sharing by weight.
+chooses) in the scaled feature space, where the kernel sees the distances, or from
+the sparse graph of a neighbours transformer in the convention of
+:class:`sklearn.neighbors.KNeighborsTransformer` (approximate nearest-neighbour
+libraries); the squared distances to the candidates are then recomputed exactly
+and pooled with the same numerics as the dense engine: the row maximum is
+subtracted before ``exp``, and a query with no candidate inside a compact kernel's
+support attends to its nearest candidate(s), ties sharing by weight.
 
 Error of top-k with a kernel of full support: let ``r_k`` be the scaled distance of
 the query's k-th nearest key, ``S`` the kernel mass ``sum_j w_j K(r_j)`` of the k
