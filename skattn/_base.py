@@ -11,11 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import attention_pool, map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
-from skattn._neighbors import (
-    CandidateKeys,
-    candidate_attention_pool,
-    check_neighbors,
-)
+from skattn._neighbors import CandidateKeys, check_neighbors
 from skattn.utils._sklearn_compat import validate_data
 
 
@@ -77,19 +73,13 @@ class _AttentionPoolingBase(BaseEstimator):
 
     def _pool_candidates(self, X, dtype, return_weights, return_bound=False):
         """Pool over each query's nearest keys (``n_neighbors`` set)."""
-        z_queries = self._scaled(X, dtype)
-        indptr, indices = self._candidates.candidates(z_queries)
-        return candidate_attention_pool(
-            z_queries,
-            self._candidates.z_keys.astype(dtype, copy=False),
-            self._values.astype(dtype, copy=False),
-            indptr,
-            indices,
+        return self._candidates.pool(
+            self._scaled(X, dtype),
+            self._values,
             kernel=get_kernel(self.kernel),
             key_weights=self._key_weights,
             return_weights=return_weights,
             return_bound=return_bound,
-            complete=self._candidates.complete,
         )
 
     def _pool(self, X, return_weights):

@@ -156,6 +156,24 @@ class CandidateKeys:
         )
         return indptr, indices
 
+    def pool(self, z_queries, values, *, kernel, key_weights, loo=False, **returns):
+        """Search each query's candidates and pool ``values`` over them with
+        :func:`candidate_attention_pool`, in the dtype of ``z_queries``
+        (``returns``: its ``return_*`` flags)."""
+        indptr, indices = self.candidates(z_queries, loo=loo)
+        return candidate_attention_pool(
+            z_queries,
+            self.z_keys.astype(z_queries.dtype, copy=False),
+            values.astype(z_queries.dtype, copy=False),
+            indptr,
+            indices,
+            kernel=kernel,
+            key_weights=key_weights,
+            loo=loo,
+            complete=self.complete,
+            **returns,
+        )
+
     def _add_nearest(self, z_queries, found, empty, n_nearest):
         """Give the rows ``empty`` their nearest key(s): the ``n_nearest``-th
         nearest (the row itself comes first in leave-one-out mode), and every key

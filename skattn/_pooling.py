@@ -16,12 +16,7 @@ from skattn._engine import attention_pool, map_query_chunks, prepare_keys
 from skattn._kernels import KERNELS, get_kernel
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._nadaraya_watson import check_bandwidth
-from skattn._neighbors import (
-    NEIGHBORS_CONSTRAINT,
-    CandidateKeys,
-    candidate_attention_pool,
-    check_neighbors,
-)
+from skattn._neighbors import NEIGHBORS_CONSTRAINT, CandidateKeys, check_neighbors
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -599,20 +594,19 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         features,
         loo=False,
         index=None,
+        values=None,
         prepared=None,
         n_jobs=None,
     ):
         """One head's output columns: pooled targets (if ``targets`` is given),
         pooled features (if ``features`` and the transformer pools them), and the
         weight statistics asked for. ``index``: the head's neighbour index over
-        ``keys`` when ``n_neighbors`` is set (built here when None); ``prepared``:
-        the dense head's keys from :func:`prepare_keys` (built here when None);
+        ``keys`` when ``n_neighbors`` is set (built here when None); ``values``:
+        those of :meth:`_head_values` (built here when None); ``prepared``: the
+        dense head's keys from :func:`prepare_keys` (built here when None);
         ``n_jobs``: the engine's threads (``self.n_jobs`` when None)."""
-        if prepared is None:
+        if values is None:
             values = self._head_values(keys, targets, features)
-            n_values = values.shape[1]
-        else:
-            values, n_values = None, prepared.n_outputs
         stats = features and self._n_stats > 0
         if self.n_neighbors is None:
             result = attention_pool(
@@ -630,26 +624,24 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         else:
             if index is None:
                 index = self._neighbor_index(keys, bandwidth)
-            z_keys = index.z_keys.astype(keys.dtype, copy=False)
-            z_queries = z_keys if loo else queries / bandwidth.astype(keys.dtype)
-            indptr, indices = index.candidates(z_queries, loo=loo)
-            result = candidate_attention_pool(
+            z_queries = (
+                index.z_keys.astype(keys.dtype, copy=False)
+                if loo
+                else queries / bandwidth.astype(keys.dtype)
+            )
+            result = index.pool(
                 z_queries,
-                z_keys,
                 values,
-                indptr,
-                indices,
                 kernel=get_kernel(self.kernel),
                 key_weights=w,
                 loo=loo,
                 return_stats=stats,
-                complete=index.complete,
             )
         if not stats:
             return result
         pooled, weight_stats = result
         keep = [self.return_entropy, self.return_n_effective]
-        return np.hstack([pooled[:, :n_values], weight_stats[:, keep]])
+        return np.hstack([pooled[:, : values.shape[1]], weight_stats[:, keep]])
 
     def _cross_fitted_targets(self, X, y, T, w):
         """Every row's pooled targets from a model fitted on the other folds."""
@@ -725,13 +717,14 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             if not self._pool_target
             else self._targets.astype(keys.dtype, copy=False)
         )
+        values = self._head_values(keys, targets, features=True)  # every head's
         # Dense heads prepare their keys once, shared by the threads of this process.
         prepared = [
             None
             if index is not None
             else prepare_keys(
                 keys,
-                self._head_values(keys, targets, features=True),
+                values,
                 kernel=self.kernel,
                 scale=1.0 / bandwidth,
                 key_weights=self._key_weights,
@@ -741,25 +734,24 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         ]
         # By chunks of rows through joblib: threads, or a Dask cluster inside
         # parallel_config(backend="dask").
-        return map_query_chunks(self._transform_rows, X, self.n_jobs, keys, prepared)
-
-    def _transform_rows(self, X, keys, prepared):
-        """:meth:`transform` of validated rows on one thread: ``keys`` in the
-        working dtype, ``prepared`` the dense heads' prepared keys."""
-        targets = (
-            None
-            if not self._pool_target
-            else self._targets.astype(keys.dtype, copy=False)
+        return map_query_chunks(
+            self._transform_rows, X, self.n_jobs, keys, values, prepared
         )
+
+    def _transform_rows(self, X, keys, values, prepared):
+        """:meth:`transform` of validated rows on one thread: ``keys`` in the
+        working dtype, ``values`` the pooled values, ``prepared`` the dense heads'
+        prepared keys."""
         heads = [
             self._head(
                 X,
                 keys,
-                targets,
+                None,
                 self._key_weights,
                 bandwidth,
                 features=True,
                 index=index,
+                values=values,
                 prepared=head_keys,
                 n_jobs=1,
             )
