@@ -198,25 +198,28 @@ class LeaveOneOutObjective:
         params = np.asarray(params, dtype=np.float64)
         projected = self.projected(params)
         key_rows = np.arange(self.n_samples) if candidates is None else candidates
+
+        def of_keys(a):  # the rows that are keys (no copy when they all are)
+            return a if candidates is None or a is None else a[candidates]
+
         keys = _Keys(
-            projected if candidates is None else projected[key_rows],
-            self.Y if candidates is None else self.Y[key_rows],
+            of_keys(projected),
+            of_keys(self.Y),
             np.ones(projected.shape[1]),
-            self.w if candidates is None else self.w[key_rows],
+            of_keys(self.w),
             self.kernel,
             np.float64,
-            unit_weights=(
-                self.unit_weights
-                if self.unit_weights is None or candidates is None
-                else self.unit_weights[key_rows]
-            ),
+            unit_weights=of_keys(self.unit_weights),
         )
+        Y_keys, Z_keys = of_keys(self.Y), of_keys(self.Z)
         queries = np.arange(self.n_samples) if rows is None else np.asarray(rows)
         # Each query's own key among the keys (-1 if it is not a key).
         position = np.searchsorted(key_rows, queries).clip(max=len(key_rows) - 1)
         own = np.where(key_rows[position] == queries, position, -1)
         parts = map_slices(
-            lambda s: self._partial(keys, key_rows, projected, queries[s], own[s]),
+            lambda s: self._partial(
+                keys, Y_keys, Z_keys, projected, queries[s], own[s]
+            ),
             len(queries),
             self.rows,
             self.n_jobs,
@@ -226,8 +229,7 @@ class LeaveOneOutObjective:
         col_sums = sum(p[2] for p in parts)
         cross = sum(p[3] for p in parts)
         if self.metric == "full":
-            Z = self.Z[key_rows] if candidates is not None else self.Z
-            M = row_part + (Z.T * col_sums) @ Z - cross - cross.T
+            M = row_part + (Z_keys.T * col_sums) @ Z_keys - cross - cross.T
             L = params.reshape(self.n_components, self.n_features)
             grad = (2.0 * L @ M).ravel()
         else:
@@ -243,16 +245,13 @@ class LeaveOneOutObjective:
         grad = grad * factor + 2.0 * self.alpha * params
         return loss, grad
 
-    def _partial(self, keys, key_rows, projected, queries, own):
+    def _partial(self, keys, Y_keys, Z_keys, projected, queries, own):
         """Loss and gradient pieces of some query rows (sums over their chunks):
-        ``key_rows`` the rows that are keys, ``own`` each query's position among
-        them (-1 if none)."""
+        ``Y_keys`` and ``Z_keys`` the targets and standardised features of the
+        keys, ``own`` each query's position among them (-1 if none)."""
         n = keys.n_keys
         full = self.metric == "full"
         width = self.n_features if full else keys.z.shape[1]
-        all_keys = n == self.n_samples
-        Y_keys = self.Y if all_keys else self.Y[key_rows]
-        Z_keys = self.Z if all_keys else self.Z[key_rows]
         loss = 0.0
         row_part = np.zeros((width, width) if full else width)
         col_sums = np.zeros(n)
