@@ -16,6 +16,7 @@ from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS, LeaveOneOutObjective
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
     RealNotInt,
@@ -343,6 +344,7 @@ class _MetricLearner:
         return 1.0 / self.bandwidth_
 
 
+@fill_doc
 class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
     """Parametric attention pooling: kernel regression with a learned metric.
 
@@ -458,8 +460,7 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         the training rows in that space. "radius" is refused: the kernels that can
         be learned have full support.
 
-    n_jobs : int, default=None
-        Number of threads over chunks of rows, for fitting and predicting.
+    {{n_jobs}}
 
     Attributes
     ----------

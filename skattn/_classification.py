@@ -13,6 +13,7 @@ from skattn._base import _AttentionPoolingClassifier
 from skattn._kernels import KERNELS
 from skattn._nadaraya_watson import check_bandwidth
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -26,6 +27,7 @@ __all__ = ["AttentionClassifier", "NadarayaWatsonClassifier"]
 _CLASS_WEIGHT = [StrOptions({"balanced"}), dict, None]
 
 
+@fill_doc
 class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
     """Nadaraya-Watson classification: attention pooling of one-hot classes.
 
@@ -72,10 +74,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         it returns for the scaled queries are their candidates. The neighbour
         index is built in ``fit``; ``bandwidth="cv"`` still searches with all rows.
 
-    n_jobs : int, default=None
-        Number of threads over chunks of queries (and of training rows for "cv").
-        ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
-        means all processors.
+    {{n_jobs}}
 
     Attributes
     ----------
@@ -230,6 +229,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         return self
 
 
+@fill_doc
 class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
     """Parametric attention pooling of classes: a classifier with a learned metric.
 
@@ -322,8 +322,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         the training rows in that space. "radius" is refused: the kernels that can
         be learned have full support.
 
-    n_jobs : int, default=None
-        Number of threads over chunks of rows, for fitting and predicting.
+    {{n_jobs}}
 
     Attributes
     ----------

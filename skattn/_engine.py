@@ -27,20 +27,26 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import numpy as np
-from joblib import effective_n_jobs, parallel_config
+from joblib import cpu_count, effective_n_jobs, parallel_config
+from joblib.parallel import get_active_backend
 from scipy import sparse
 from scipy.special import entr
-from sklearn import get_config
+from sklearn import config_context, get_config
 from sklearn.utils import gen_even_slices
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from skattn._kernels import get_kernel
 
 __all__ = [
     "attention_pool",
     "chunk_rows",
+    "engine_threads",
     "exact_rows",
     "exact_weights",
     "finish_chunk",
@@ -457,25 +463,136 @@ def _pool_slice(keys, queries, s, loo, rows, out, weights_out, stats_out):
             _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out, stats_out)
 
 
-def map_slices(func, n_items, rows, n_jobs):
-    """Run ``func(slice)`` on even slices of ``range(n_items)``, one per thread.
+# Fewest and most tasks of a threaded map: the tasks are handed to the threads as
+# they become free, so a core slowed by another process takes fewer of them; their
+# boundaries do not depend on the number of threads, so sums over them do not either.
+_MAX_TASKS = 32
+# joblib backends that run in this process or on this machine's cores: under them
+# (and by default) the engine spreads work over its own threads.
+_LOCAL_BACKENDS = frozenset(
+    {"LokyBackend", "MultiprocessingBackend", "ThreadingBackend", "SequentialBackend"}
+)
 
-    The number of threads is ``n_jobs`` (joblib's meaning), at most one per chunk of
-    ``rows`` items; each thread uses one BLAS thread, as the threads already use
-    the cores. They are threads of this process whatever joblib backend is active
-    (``func`` may write into shared arrays): spreading work over processes or a
-    cluster happens above the engine, by chunks of queries
-    (:func:`map_query_chunks`). Returns the list of results, in slice order.
+_controller = None
+_limits_lock = threading.Lock()
+_limits = {}  # user_api -> [depth, limiter]
+
+
+def _threadpool_controller():
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def _thread_limit():
+    """The smallest thread count of the BLAS and OpenMP pools loaded in this
+    process: what ``threadpoolctl.threadpool_limits``, ``OMP_NUM_THREADS`` or a
+    joblib worker's own limit allow (None if no pool is found)."""
+    counts = [
+        info["num_threads"]
+        for info in _threadpool_controller().info()
+        if info.get("user_api") in ("blas", "openmp") and info.get("num_threads")
+    ]
+    return min(counts) if counts else None
+
+
+def engine_threads(n_jobs):
+    """The number of threads of this process the engine uses for ``n_jobs``.
+
+    ``n_jobs=None`` follows an enclosing ``joblib.parallel_config(n_jobs=...)``; with
+    none, the engine takes every core the process may use (as scikit-learn's
+    pairwise-distance reductions do with their OpenMP threads), but no more than the
+    thread limits of the BLAS and OpenMP pools: ``threadpoolctl.threadpool_limits(1)``
+    or ``OMP_NUM_THREADS=1`` make it single-threaded, and so does a joblib worker
+    process, whose pools joblib limits to its share of the cores. An int is joblib's
+    meaning (``-1``: every core); under joblib's sequential backend, 1.
     """
-    n_chunks = max(1, -(-n_items // rows))
+    backend, context_n_jobs = get_active_backend()
+    if type(backend).__name__ == "SequentialBackend":
+        return 1
+    if n_jobs is None:
+        n_jobs = context_n_jobs
+    if n_jobs is None:
+        limit = _thread_limit()
+        n_cores = cpu_count()
+        return max(1, n_cores if limit is None else min(n_cores, limit))
     with parallel_config(backend="threading"):
-        n_workers = max(1, min(effective_n_jobs(n_jobs), n_chunks))
+        return max(1, effective_n_jobs(n_jobs))
+
+
+@contextmanager
+def _one_thread(user_apis):
+    """Limit the BLAS (and OpenMP) pools to one thread while the engine's threads run.
+
+    The limits are process-wide: nested and concurrent uses (several threads
+    predicting at once) share one limit, set by the first to enter and restored by
+    the last to leave.
+    """
+    with _limits_lock:
+        for api in user_apis:
+            entry = _limits.setdefault(api, [0, None])
+            if entry[0] == 0:
+                # a controller of this API's pools alone restores only them
+                pools = _threadpool_controller().select(user_api=api)
+                entry[1] = pools.limit(limits=1)
+            entry[0] += 1
+    try:
+        yield
+    finally:
+        with _limits_lock:
+            for api in user_apis:
+                entry = _limits[api]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    entry[1].restore_original_limits()
+                    entry[1] = None
+
+
+def _task_slices(n_items, rows):
+    """Slices of ``range(n_items)``: whole chunks of ``rows``, at most
+    ``_MAX_TASKS`` of them, independent of the number of threads."""
+    n_chunks = max(1, -(-n_items // rows))
+    per_task = -(-n_chunks // _MAX_TASKS) * rows
+    return [
+        slice(start, min(start + per_task, n_items))
+        for start in range(0, n_items, per_task)
+    ] or [slice(0, 0)]
+
+
+def _run_threads(func, tasks, n_workers):
+    """``[func(t) for t in tasks]`` on ``n_workers`` threads of this process,
+    tasks taken as threads become free; BLAS (and OpenMP, with several threads)
+    run on one thread meanwhile. scikit-learn's configuration follows the tasks."""
+    n_workers = max(1, min(n_workers, len(tasks)))
     if n_workers == 1:
-        return [func(slice(0, n_items))]
-    with threadpool_limits(limits=1, user_api="blas"):
-        return Parallel(n_jobs=n_workers, backend="threading")(
-            delayed(func)(s) for s in gen_even_slices(n_items, n_workers)
-        )
+        with _one_thread(("blas",)):
+            return [func(t) for t in tasks]
+    config = get_config()
+
+    def run(task):
+        with config_context(**config):
+            return func(task)
+
+    with _one_thread(("blas", "openmp")):
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            return list(pool.map(run, tasks))
+
+
+def map_slices(func, n_items, rows, n_jobs):
+    """Run ``func(slice)`` on slices of ``range(n_items)`` over the engine's threads.
+
+    The slices are whole chunks of ``rows`` items, at most ``_MAX_TASKS`` of them,
+    whatever the number of threads (:func:`engine_threads` of ``n_jobs``), so a sum
+    of their results does not depend on it; threads take them as they become free.
+    BLAS runs on one thread inside (small, cache-sized GEMMs lose to BLAS's thread
+    synchronisation, badly on a loaded machine). The threads are threads of this
+    process whatever joblib backend is active (``func`` may write into shared
+    arrays): spreading work over processes or a cluster happens above the engine,
+    by chunks of queries (:func:`map_query_chunks`). Returns the list of results,
+    in slice order.
+    """
+    return _run_threads(func, _task_slices(n_items, rows), engine_threads(n_jobs))
 
 
 def _stack(parts):
@@ -490,19 +607,33 @@ def _stack(parts):
 
 def map_query_chunks(func, X, n_jobs, *args):
     """``func(X, *args)`` computed on chunks of the query rows of ``X`` in
-    parallel, through joblib's active backend, and stacked along the rows.
+    parallel, and stacked along the rows.
 
     Every query's result depends on that query alone, so the chunks can run
-    anywhere: in threads of this process by default (``n_jobs`` of them), or on the
-    workers of a Dask cluster inside ``joblib.parallel_config(backend="dask")``,
-    with the fitted estimator shipped to each task. ``func`` returns an array, a
-    sparse matrix or a tuple of them, with one row per query.
+    anywhere. By default, and under a local joblib backend, they run on the
+    engine's threads (:func:`engine_threads`: every core unless ``n_jobs``, a
+    joblib context or a thread limit says otherwise), with BLAS on one thread each.
+    Under any other joblib backend (``joblib.parallel_config(backend="dask")``) they
+    go through joblib, ``n_jobs`` tasks or as many as the backend has workers, with
+    the fitted estimator shipped to each task. ``func`` returns an array, a sparse
+    matrix or a tuple of them, with one row per query.
     """
     n_queries = X.shape[0]
+    backend, _ = get_active_backend()
+    if type(backend).__name__ in _LOCAL_BACKENDS:
+        n_workers = engine_threads(n_jobs)
+        n_tasks = max(1, min(4 * n_workers, -(-n_queries // _MIN_TASK_ROWS)))
+        if n_tasks == 1:
+            return func(X, *args)
+        parts = _run_threads(
+            lambda s: func(X[s], *args),
+            list(gen_even_slices(n_queries, n_tasks)),
+            n_workers,
+        )
+        return _stack(parts)
     n_tasks = max(1, min(effective_n_jobs(n_jobs), -(-n_queries // _MIN_TASK_ROWS)))
     if n_tasks == 1:
         return func(X, *args)
-    # Threads of this process share the cores: one BLAS / OpenMP thread each.
     # Each chunk travels inside a tuple: joblib's Dask backend then sends it with
     # its task instead of scattering it (it scatters large weakrefable arguments,
     # and a chunk is used once).

@@ -10,6 +10,7 @@ from skattn._bandwidth import cv_bandwidth, rule_of_thumb
 from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -47,6 +48,7 @@ def check_bandwidth(bandwidth, n_features):
     return h
 
 
+@fill_doc
 class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
     """Nadaraya-Watson kernel regression: non-parametric attention pooling.
 
@@ -97,10 +99,7 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         it returns for the scaled queries are their candidates. The neighbour
         index is built in ``fit``; ``bandwidth="cv"`` still searches with all rows.
 
-    n_jobs : int, default=None
-        Number of threads over chunks of queries (and of training rows for "cv").
-        ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
-        means all processors.
+    {{n_jobs}}
 
     Attributes
     ----------

@@ -207,12 +207,15 @@ class CandidateKeys:
                 f"neighbours graph (KNeighborsTransformer's convention); got "
                 f"{type(graph).__name__}."
             )
-        expected = (z_queries.shape[0], self.n_keys)
-        if graph.shape != expected:
+        if graph.shape[1] != self.n_keys:
             raise ValueError(
-                f"n_neighbors={name} returned a graph of shape {graph.shape}; "
-                f"expected {expected} (queries by the training rows it was fitted "
-                "on)."
+                f"n_neighbors={name} returned a graph of {graph.shape[1]} columns; "
+                f"expected {self.n_keys}, one per training row it was fitted on."
+            )
+        if graph.shape[0] != z_queries.shape[0]:
+            raise ValueError(
+                f"n_neighbors={name} returned a graph of {graph.shape[0]} rows for "
+                f"{z_queries.shape[0]} queries; expected one row per query."
             )
         graph = sparse.csr_matrix(graph)  # keeps explicit zeros: they are neighbours
         graph.sum_duplicates()

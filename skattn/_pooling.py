@@ -17,6 +17,7 @@ from skattn._kernels import KERNELS, get_kernel
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._nadaraya_watson import check_bandwidth
 from skattn._neighbors import NEIGHBORS_CONSTRAINT, CandidateKeys, check_neighbors
+from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -50,6 +51,7 @@ def _check_spec(spec, n_features):
     return check_bandwidth(spec, n_features)
 
 
+@fill_doc
 class AttentionPooling(TransformerMixin, BaseEstimator):
     """Attention-pooled training targets and features, as features.
 
@@ -144,10 +146,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         neighbour more, themselves, so that ``k`` others remain. Bandwidths chosen
         by "cv" or ``learn_bandwidth`` still use every row.
 
-    n_jobs : int, default=None
-        Threads over chunks of query rows (and of training rows for "cv").
-        ``None`` means 1 unless in a :obj:`joblib.parallel_backend` context; ``-1``
-        means all processors.
+    {{n_jobs}}
 
     Attributes
     ----------

@@ -249,7 +249,7 @@ class _Returns(BaseEstimator):
     "kind, error, match",
     [
         ("dense", TypeError, "must return a scipy.sparse"),
-        ("shape", ValueError, r"shape \(60, 201\); expected \(60, 200\)"),
+        ("shape", ValueError, "201 columns; expected 200, one per training row"),
         ("empty", ValueError, "a query row of no neighbour"),
     ],
 )
