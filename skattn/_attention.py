@@ -334,12 +334,12 @@ class _MetricLearner:
         return params
 
     def _features(self, X):
-        if self.metric == "full":
+        if hasattr(self, "components_"):
             return X @ self.components_.T
         return X
 
     def _feature_scale(self):
-        if self.metric == "full":
+        if hasattr(self, "components_"):
             return np.ones(self.components_.shape[0])
         return 1.0 / self.bandwidth_
 

@@ -96,6 +96,14 @@ def rule_of_thumb(X, sample_weight, rule="scott"):
     return np.maximum(spread * factor, MIN_BANDWIDTH)
 
 
+def _scaled_rows(sq, inv):
+    """The ``sq_rows`` result of the engine's exact path: ``sq * inv``, and ``sq``
+    itself (which orders the keys alike) where that overflows."""
+    with np.errstate(over="ignore"):
+        scaled = sq * inv
+    return scaled, (None if np.isfinite(scaled).any(axis=1).all() else sq)
+
+
 class _LeaveOneOutError:
     """Weighted leave-one-out squared error of attention pooling, as a function of a
     global scale factor on fixed per-feature bandwidths.
@@ -163,7 +171,7 @@ class _LeaveOneOutError:
         with np.errstate(over="ignore", invalid="ignore"):
             _squared_distances(keys, keys.z[c], out)
         shift = np.zeros(c.stop - c.start, dtype=out.dtype)
-        if self.kernel.name != "gaussian":
+        if not self.kernel.gemm_logits:
             return shift
         idx = np.arange(c.stop - c.start)
         own = c.start + idx
@@ -191,7 +199,7 @@ class _LeaveOneOutError:
             e = buffer[: c.stop - c.start]
             for i, scale in enumerate(scales):
                 inv = 1.0 / scale**2
-                if self.kernel.name == "gaussian":
+                if self.kernel.gemm_logits:
                     np.multiply(sq, -0.5 * inv, out=e)
                 else:
                     np.multiply(sq, inv, out=e)
@@ -207,8 +215,8 @@ class _LeaveOneOutError:
                     keys,
                     e,
                     np.arange(c.start, c.stop),
-                    lambda rows, sq=sq, shift=shift, inv=inv: (
-                        (sq[rows] + shift[rows, None]) * inv
+                    lambda rows, sq=sq, shift=shift, inv=inv: _scaled_rows(
+                        sq[rows] + shift[rows, None], inv
                     ),
                 )
                 errors[i] += self.loss.value(

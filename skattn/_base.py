@@ -33,11 +33,16 @@ class _AttentionPoolingBase(BaseEstimator):
 
         Returns the kept rows, their targets as a 2-D array and their weights.
         """
-        y = np.asarray(y, dtype=X.dtype)
+        # The targets keep their own precision (float32 only when given as
+        # float32): predictions lie within the range of the y that was given.
+        y = np.asarray(y)
+        y = y.astype(y.dtype if y.dtype == np.float32 else np.float64, copy=False)
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if self._y_1d else y
         keep = np.flatnonzero(sample_weight > 0)
         self.n_samples_fit_ = X.shape[0]
+        # predict uses fitted state only: set_params(kernel=...) needs a refit
+        self._kernel = get_kernel(self.kernel)
         self._keys = X[keep]
         self._values = Y[keep]
         self._key_weights = sample_weight[keep]
@@ -50,10 +55,6 @@ class _AttentionPoolingBase(BaseEstimator):
     def _feature_scale(self):
         return 1.0 / self.bandwidth_
 
-    def _scaled(self, X, dtype):
-        """``X`` in the space where the kernel takes distances."""
-        return (self._features(X) * self._feature_scale()).astype(dtype, copy=False)
-
     def _fit_neighbors(self):
         """Build the neighbour index of top-k / radius attention (``n_neighbors``).
 
@@ -63,20 +64,22 @@ class _AttentionPoolingBase(BaseEstimator):
         if n_neighbors is None:
             self._candidates = None
             return
-        kernel = get_kernel(self.kernel)
+        kernel = self._kernel
         check_neighbors(n_neighbors, kernel)
         self._candidates = CandidateKeys(
-            self._scaled(self._keys, self._keys.dtype),
+            self._features(self._keys),
+            self._feature_scale(),
             n_neighbors,
             kernel.radius,
+            self._key_weights,
         )
 
     def _pool_candidates(self, X, dtype, return_weights, return_bound=False):
         """Pool over each query's nearest keys (``n_neighbors`` set)."""
         return self._candidates.pool(
-            self._scaled(X, dtype),
+            self._features(X),
             self._values,
-            kernel=get_kernel(self.kernel),
+            kernel=self._kernel,
             key_weights=self._key_weights,
             return_weights=return_weights,
             return_bound=return_bound,
@@ -97,7 +100,7 @@ class _AttentionPoolingBase(BaseEstimator):
             keys = prepare_keys(
                 self._features(self._keys),
                 self._values,
-                kernel=self.kernel,
+                kernel=self._kernel,
                 scale=self._feature_scale(),
                 key_weights=self._key_weights,
                 dtype=dtype,
@@ -168,8 +171,9 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         Returns
         -------
         y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, in the dtype of
-            ``X``.
+            Attention-weighted averages of the training targets, within their
+            range, in the dtype of ``y`` as fitted (float64, or float32 for a
+            float32 ``y``), whatever the dtype of ``X``.
 
         Examples
         --------
@@ -180,8 +184,7 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         >>> model.predict([[0.5], [3.0]]).round(3)
         array([0.561, 2.735])
         """
-        dtype, pooled = self._pool(X, return_weights=False)
-        pooled = pooled.astype(dtype, copy=False)
+        _, pooled = self._pool(X, return_weights=False)
         return pooled[:, 0] if self._y_1d else pooled
 
     def __sklearn_tags__(self):

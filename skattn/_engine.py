@@ -170,29 +170,35 @@ class _Keys:
         self.raw = keys  # for distances that must not depend on the keys' order
         self.z = z = self.transform_queries(keys)
         self.sq_norms = np.einsum("ij,ij->i", z, z)
+        self.sq_norms_max = float(self.sq_norms.max(initial=0.0))
         aug = np.empty((d + 2, n), dtype=dtype)
         aug[:d] = z.T
         aug[d] = 1.0
         aug[d + 1] = -0.5 * self.sq_norms
-        if kernel.name == "gaussian":
+        if kernel.gemm_logits:
             # log K + log w = -sq / 2 + log w comes straight out of the GEMM.
             aug[d + 1] += self.log_w
         self.aug_t = aug
-        values = np.asarray(values, dtype=dtype)
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
+        # The pooled values keep the dtype they were given (the keys' dtype is the
+        # working dtype): float64 targets beside float32 features stay float64.
+        self.values_dtype = np.result_type(values.dtype, dtype)
         self.n_outputs = values.shape[1]
-        # Values whose sums over the keys could overflow are pooled divided by a
-        # power of two near their largest magnitude (exact in floating point), and
-        # the pooled result is multiplied back.
+        # Each output is pooled divided by the power of two of its largest magnitude
+        # (exact in binary floating point), so that it lies in [-1, 1] in the
+        # working dtype whatever its range (no overflow of sums near the float64
+        # limit, none of a float64 value beyond float32's range), and the pooled
+        # result is multiplied back in the values' dtype.
         magnitude = np.max(np.abs(values), axis=0, initial=0.0)
-        self.values_scale = np.ones(self.n_outputs)
-        huge = magnitude > np.finfo(dtype).max / (4.0 * (n + 1))
-        self.values_scale[huge] = np.ldexp(1.0, np.frexp(magnitude[huge])[1])
+        self.values_exponent = np.frexp(magnitude)[1]
         values_aug = np.empty((n, self.n_outputs + 1), dtype=dtype)
-        values_aug[:, :-1] = values / self.values_scale
+        values_aug[:, :-1] = np.ldexp(values, -self.values_exponent)
         values_aug[:, -1] = 1.0
         self.values_aug = values_aug
-        self.values_min = values.min(axis=0)
-        self.values_max = values.max(axis=0)
+        self.values_min = values.min(axis=0, initial=np.inf)
+        self.values_max = values.max(axis=0, initial=-np.inf)
         self.tiny = np.sqrt(np.finfo(dtype).tiny)
         self.max_distance_error = _max_distance_error(dtype)
 
@@ -226,7 +232,7 @@ def _augment_queries(qz):
 def _squared_distances(keys, qz, out):
     """Write scaled squared distances between ``qz`` and the keys into ``out``."""
     np.matmul(_augment_queries(qz), keys.aug_t, out=out)
-    if keys.kernel.name == "gaussian":
+    if keys.kernel.gemm_logits:
         out -= keys.log_w  # the gaussian key matrix carries the log-weights
     np.minimum(out, 0.0, out=out)  # cancellation can make -sq / 2 slightly positive
     out *= -2.0
@@ -235,7 +241,7 @@ def _squared_distances(keys, qz, out):
         # recompute small squared distances exactly from the differences.
         q_sq = np.einsum("ij,ij->i", qz, qz)
         eps = np.finfo(keys.dtype).eps
-        limit = 64 * eps * (q_sq.max(initial=0.0) + keys.sq_norms.max(initial=0.0))
+        limit = 64 * eps * (q_sq.max(initial=0.0) + keys.sq_norms_max)
         rows, cols = np.nonzero(out < limit)
         if rows.size:
             diff = qz[rows] - keys.z[cols]
@@ -245,7 +251,12 @@ def _squared_distances(keys, qz, out):
 
 def _exact_squared_distances(keys, q_rows, q_raw, out):
     """Squared distances of a few rows, free of NaN for any finite scaled data and
-    independent of the keys' order near each row's minimum.
+    independent of the keys' order near each row's minimum; and, for rows whose
+    every squared distance overflows, finite stand-ins that order the keys alike.
+
+    Returns ``(out, proxy)``: ``proxy`` is None when no row overflows throughout,
+    else ``out`` with those rows replaced by their squared differences divided by
+    the square of the row's largest difference.
 
     The distance GEMM is used when it is finite; otherwise each non-finite row's
     differences are taken directly and scaled by their largest magnitude before
@@ -264,6 +275,7 @@ def _exact_squared_distances(keys, q_rows, q_raw, out):
     the keys' centre), every key that can get weight is recomputed that way.
     """
     _squared_distances(keys, q_rows, out)
+    proxy = None
     if not np.isfinite(out).all():
         for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
             diff = keys.z - q_rows[r]
@@ -272,38 +284,118 @@ def _exact_squared_distances(keys, q_rows, q_raw, out):
             ratio = diff / big[:, None]
             with np.errstate(over="ignore"):
                 out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
+            if not np.isfinite(out[r]).any():
+                # every key beyond sqrt(max): one scale for the row keeps the order
+                if proxy is None:
+                    proxy = out.copy()
+                ratio = diff / max(big.max(), np.finfo(diff.dtype).tiny)
+                proxy[r] = np.einsum("ij,ij->i", ratio, ratio)
     with np.errstate(over="ignore", invalid="ignore"):
         margin = 64 * _distance_error_bound(keys, q_rows)
         for r in np.flatnonzero(np.isfinite(margin)):
             lowest = out[r].min()
-            if keys.kernel.compact:
-                limit = max(lowest, 1.0) + margin[r]  # the support, or the nearest
-            else:
-                # every key whose weight can be non-zero next to the nearest one
-                limit = (np.sqrt(lowest) + 750.0) ** 2 + margin[r]
+            if not np.isfinite(lowest):
+                continue
+            # every key whose weight can be non-zero next to the nearest one
+            limit = (np.sqrt(lowest) + keys.kernel.reach) ** 2 + margin[r]
             near = np.flatnonzero(out[r] <= limit)
             if len(near) > 1 or margin[r] > keys.max_distance_error:
                 diff = (keys.raw[near] - q_raw[r]) * keys.scale
-                out[r, near] = np.sort(diff * diff, axis=1).sum(axis=1)
-    return out
+                exact = np.sort(diff * diff, axis=1).sum(axis=1)
+                finite = np.isfinite(exact)
+                out[r, near[finite]] = exact[finite]
+    return out, proxy
 
 
 def _distance_error_bound(keys, qz):
     """A bound (up to a small factor) of the GEMM's error in each row's squared
-    distances: they are differences of squared norms of that size."""
-    q_sq = np.einsum("ij,ij->i", qz, qz)
-    return np.finfo(keys.dtype).eps * (q_sq + keys.sq_norms.max(initial=0.0))
+    distances to the keys that can weigh next to its nearest: they are differences
+    of squared norms of that size. Keys farther than the kernel's reach from the row
+    weigh nothing whatever the error, so a far outlier among the keys does not make
+    every row inexact."""
+    q_sq = np.einsum("ij,ij->i", qz, qz).astype(np.float64)
+    reach_sq = (np.sqrt(q_sq) + keys.kernel.reach) ** 2
+    k_sq = np.minimum(keys.sq_norms_max, reach_sq)
+    return np.finfo(keys.dtype).eps * (q_sq + k_sq)
 
 
-def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
-    """Attention weights of a few rows, with the row maximum subtracted before exp.
+def segment_weights(kernel, sq, log_w, starts, proxy=None):
+    """Attention weights over flat entries grouped in segments, one per query: the
+    one rule of the exact paths, dense and sparse alike.
+
+    The kernel's log-values are shifted by their segment maximum *before* the
+    log-weights are added, so a far query (all kernel values tiny, their logs huge)
+    keeps its keys' weights: equidistant keys then share the attention by weight,
+    exactly as repeated rows would. A segment with no eligible key inside the
+    kernel's support attends to its nearest eligible key(s), ties sharing by
+    weight; this is also the ``h -> 0`` limit.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel.
+    sq : ndarray of shape (n_entries,)
+        Scaled squared distances; ``inf`` where they overflow.
+    log_w : ndarray of shape (n_entries,)
+        Log-weights of the entries' keys, ``-inf`` for a key of no weight.
+    starts : ndarray of int of shape (n_segments,)
+        Where each (non-empty) segment starts.
+    proxy : ndarray of shape (n_entries,), default=None
+        Finite numbers that order each segment's keys as ``sq`` does, used where
+        every eligible ``sq`` of a segment is ``inf``. None: ``sq`` itself.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_entries,)
+        Non-negative, summing to 1 over each segment with an eligible key (all
+        zero otherwise).
+    """
+    if len(sq) == 0:
+        return np.zeros_like(sq)
+    counts = np.diff(np.append(starts, len(sq)))
+    rows = np.repeat(np.arange(len(starts)), counts)
+    eligible = np.isfinite(log_w)
+    with np.errstate(invalid="ignore"):
+        kernel_log = kernel.log_kernel(sq, np.empty_like(sq))
+    kernel_log[~eligible] = -np.inf
+    kernel_max = np.maximum.reduceat(kernel_log, starts)
+    support = np.isfinite(kernel_max)
+    logits = kernel_log - np.where(support, kernel_max, 0.0)[rows]
+    logits += log_w
+    logits[~eligible] = -np.inf
+    row_max = np.maximum.reduceat(logits, starts)
+    row_max[~np.isfinite(row_max)] = 0.0
+    e = np.exp(logits - row_max[rows])
+    if not support.all():
+        # No eligible key in the support: the nearest eligible key(s).
+        fallback = ~support[rows]
+        distance = np.where(eligible, sq, np.inf)
+        nearest_sq = np.minimum.reduceat(distance, starts)
+        if proxy is not None:
+            overflow = ~support & ~np.isfinite(nearest_sq)
+            use = overflow[rows]
+            distance[use] = np.where(eligible, proxy, np.inf)[use]
+            nearest_sq[overflow] = np.minimum.reduceat(distance, starts)[overflow]
+        nearest = fallback & eligible & (distance == nearest_sq[rows])
+        top = np.maximum.reduceat(np.where(nearest, log_w, -np.inf), starts)
+        top[~np.isfinite(top)] = 0.0
+        e[fallback] = 0.0
+        e[nearest] = np.exp(log_w[nearest] - top[rows[nearest]])
+    norm = np.add.reduceat(e, starts)
+    norm[norm == 0] = 1.0
+    return e / norm[rows]
+
+
+def exact_weights(kernel, sq, log_w, own=None, self_log_w=None, proxy=None):
+    """Attention weights of a few rows over every key (:func:`segment_weights`).
 
     Parameters
     ----------
     kernel : Kernel
         The kernel.
     sq : ndarray of shape (n_rows, n_keys)
-        Scaled squared distances of the rows to every key.
+        Scaled squared distances of the rows to every key (``inf`` where they
+        overflow).
     log_w : ndarray of shape (n_keys,)
         Log-weights of the keys.
     own : ndarray of shape (n_rows,), default=None
@@ -311,6 +403,9 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
         own key is not among the keys).
     self_log_w : ndarray of shape (n_keys,), default=None
         In leave-one-out mode, the log-weight a key has as its own row's key.
+    proxy : ndarray of shape (n_rows, n_keys), default=None
+        Finite stand-ins of ``sq`` that order each row's keys alike, for rows whose
+        every distance overflows; None: ``sq``.
 
     Returns
     -------
@@ -318,28 +413,26 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None):
         Rows sum to 1. A row with no key in the kernel's support attends to its
         nearest key(s) of positive weight, ties sharing by weight.
     """
-    logits = kernel.log_kernel(sq, np.empty_like(sq))
-    logits += log_w
+    n_rows, n_keys = sq.shape
+    row_log_w = np.broadcast_to(np.asarray(log_w, dtype=sq.dtype), sq.shape).copy()
+    sq = sq.copy()
     if own is not None:
         has = np.flatnonzero(own >= 0)
-        logits[has, own[has]] = self_log_w[own[has]]  # log K(0) = 0
-    weights = softmax(logits, axis=1, out=logits)
-    totals = weights.sum(axis=1)
-    for r in np.flatnonzero(~(totals > 0)):
-        # No key in the kernel's support: attend to the nearest eligible key(s).
-        row_log_w = log_w.copy()
-        dist = sq[r].copy()
-        if own is not None and own[r] >= 0:
-            row_log_w[own[r]] = self_log_w[own[r]]
-            dist[own[r]] = 0.0
-        eligible = np.isfinite(row_log_w)
-        if not eligible.any():
-            continue
-        dist[~eligible | np.isnan(dist)] = np.inf
-        nearest = dist == dist.min()
-        w = np.where(nearest, np.exp(row_log_w - row_log_w[nearest].max()), 0.0)
-        weights[r] = w / w.sum()
-    return weights
+        row_log_w[has, own[has]] = self_log_w[own[has]]
+        sq[has, own[has]] = 0.0
+        if proxy is not None:
+            proxy = proxy.copy()
+            proxy[has, own[has]] = 0.0
+    if n_keys == 0:
+        return sq
+    weights = segment_weights(
+        kernel,
+        sq.ravel(),
+        row_log_w.ravel(),
+        np.arange(0, n_rows * n_keys, n_keys),
+        None if proxy is None else proxy.ravel(),
+    )
+    return weights.reshape(n_rows, n_keys)
 
 
 def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
@@ -349,9 +442,11 @@ def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
     chunk, -1 where it is not a key, or None outside leave-one-out mode), pools by
     one GEMM with a column of ones, and recomputes exactly the rows whose
     normaliser underflowed or is zero (``sq_rows(rows)`` gives their scaled squared
-    distances), and also the rows flagged ``inexact`` (distance GEMM too coarse for
-    them). With ``normalize``, ``e`` is normalised in place into attention weights.
-    Returns the pooled values of the chunk.
+    distances and a finite stand-in that orders the keys alike where those
+    overflow, or None; see :func:`exact_weights`), and also the rows flagged
+    ``inexact`` (distance GEMM too coarse for them). With ``normalize``, ``e`` is
+    normalised in place into attention weights. Returns the pooled values of the
+    chunk, in the values' dtype.
     """
     if own is not None:
         has = np.flatnonzero(own >= 0)
@@ -363,18 +458,21 @@ def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
         ok &= ~inexact
     bad = np.flatnonzero(~ok)
     if bad.size:
+        sq, proxy = sq_rows(bad)
         exact = exact_weights(
             keys.kernel,
-            sq_rows(bad),
+            sq,
             keys.log_w,
             None if own is None else own[bad],
             keys.self_log_w,
+            proxy=proxy,
         ).astype(e.dtype, copy=False)
         e[bad] = exact
         norm[bad] = 1.0
         pooled[bad] = exact @ keys.values_aug
-    result = pooled[:, :-1] / norm[:, None]
-    result *= keys.values_scale
+    result = pooled[:, :-1].astype(keys.values_dtype)
+    result /= norm[:, None]
+    result = np.ldexp(result, keys.values_exponent, out=result)
     np.clip(result, keys.values_min, keys.values_max, out=result)
     if normalize:
         e /= norm[:, None]
@@ -389,7 +487,7 @@ def unnormalised_weights(keys, qz, out, sq_out=None):
     out of one GEMM; other kernels go through the scaled squared distances, which
     are kept in ``sq_out`` when it is given. Returns ``out``.
     """
-    if keys.kernel.name == "gaussian":
+    if keys.kernel.gemm_logits:
         np.matmul(_augment_queries(qz), keys.aug_t, out=out)
     else:
         sq = _squared_distances(keys, qz, out if sq_out is None else sq_out)
@@ -653,9 +751,9 @@ def prepare_keys(
     keys, values, *, kernel="gaussian", scale=None, key_weights=None, dtype=None
 ):
     """Keys, values and weights prepared once for :func:`attention_pool`, which
-    takes them in place of ``keys`` (then ignoring its ``values``, ``kernel``,
-    ``scale``, ``key_weights`` and ``dtype``): threads that pool chunks of queries
-    share one copy. The parameters are those of :func:`attention_pool`."""
+    takes them in place of ``keys`` (its ``values``, ``kernel``, ``scale``,
+    ``key_weights`` and ``dtype`` must then be None): threads that pool chunks of
+    queries share one copy. The parameters are those of :func:`attention_pool`."""
     kernel = get_kernel(kernel)
     keys = np.asarray(keys)
     dtype = np.dtype(keys.dtype if dtype is None else dtype)
@@ -671,7 +769,7 @@ def attention_pool(
     keys,
     values,
     *,
-    kernel="gaussian",
+    kernel=None,
     scale=None,
     key_weights=None,
     loo=False,
@@ -687,11 +785,12 @@ def attention_pool(
     queries : ndarray of shape (n_queries, n_features) or None
         The queries. Must be None when ``loo=True`` (the keys are the queries).
     keys : ndarray of shape (n_keys, n_features) or prepared keys
-        The keys, or the result of :func:`prepare_keys`.
-    values : ndarray of shape (n_keys, n_outputs)
+        The keys, or the result of :func:`prepare_keys`, which carries the
+        values, kernel, scale, key weights and dtype: those must then be None.
+    values : ndarray of shape (n_keys, n_outputs) or None
         The values pooled for each query.
-    kernel : str or Kernel, default="gaussian"
-        Kernel name (see :mod:`skattn._kernels`).
+    kernel : str or Kernel, default=None
+        Kernel name (see :mod:`skattn._kernels`); None means "gaussian".
     scale : ndarray of shape (n_features,), default=None
         Inverse bandwidths ``1 / h``; None means ones.
     key_weights : ndarray of shape (n_keys,), default=None
@@ -712,24 +811,37 @@ def attention_pool(
     Returns
     -------
     pooled : ndarray of shape (n_queries, n_outputs)
+        In the dtype of ``values`` (at least that of the working dtype).
     weights : ndarray of shape (n_queries, n_keys)
-        Only if ``return_weights``.
+        Only if ``return_weights``, in the working dtype.
     stats : ndarray of shape (n_queries, 2)
         Only if ``return_stats``: entropy and effective number of keys.
     """
     if isinstance(keys, _Keys):
+        given = {
+            "values": values,
+            "kernel": kernel,
+            "scale": scale,
+            "key_weights": key_weights,
+            "dtype": dtype,
+        }
+        ignored = sorted(name for name, value in given.items() if value is not None)
+        if ignored:
+            raise TypeError(
+                f"attention_pool got prepared keys and {', '.join(ignored)}: prepared "
+                "keys carry them already; pass them to prepare_keys instead."
+            )
         prepared = keys
-        dtype = prepared.dtype
     else:
         prepared = prepare_keys(
             keys,
             values,
-            kernel=kernel,
+            kernel="gaussian" if kernel is None else kernel,
             scale=scale,
             key_weights=key_weights,
             dtype=dtype,
         )
-        dtype = prepared.dtype
+    dtype = prepared.dtype
     if loo:
         if queries is not None:
             raise ValueError("queries must be None in leave-one-out mode.")
@@ -737,7 +849,7 @@ def attention_pool(
     else:
         queries = np.asarray(queries)
         n_queries = queries.shape[0]
-    out = np.empty((n_queries, prepared.n_outputs), dtype=dtype)
+    out = np.empty((n_queries, prepared.n_outputs), dtype=prepared.values_dtype)
     weights = (
         np.empty((n_queries, prepared.n_keys), dtype=dtype) if return_weights else None
     )

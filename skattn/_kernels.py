@@ -41,6 +41,25 @@ class Kernel:
         self.radius = radius
         self.uses_distance = uses_distance
         self.dlog_dsq = dlog_dsq
+        self.reach = self._reach()
+
+    @property
+    def gemm_logits(self):
+        """Whether ``log K`` is linear in the squared distance (the Gaussian), so
+        that the logits come straight out of the distance GEMM."""
+        return self.name == "gaussian"
+
+    def _reach(self):
+        """The scaled distance beyond which a key weighs nothing next to one whose
+        weight passes the engine's underflow check: ``log K`` below about -1100
+        (the check's ``log sqrt(tiny)``, -354, less the 745 of ``exp``'s range), or
+        the support radius."""
+        if self.compact:
+            return float(self.radius)
+        r = 1.0
+        while self.log_kernel(np.array([r * r]), np.empty(1))[0] > -1100.0:
+            r *= 2.0
+        return r
 
     @property
     def compact(self):

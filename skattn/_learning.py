@@ -259,7 +259,7 @@ class LeaveOneOutObjective:
         rows = min(self.rows, max(len(queries), 1))
         e_buf = np.empty((rows, n))
         b_buf = np.empty((rows, n))
-        gaussian = self.kernel.name == "gaussian"
+        gaussian = self.kernel.gemm_logits
         # other kernels' gradients need the squared distances: kept, not recomputed
         sq_buf = None if gaussian else np.empty((rows, n))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -30,6 +30,7 @@ from scipy.special import entr
 from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 
+from skattn._engine import segment_weights, weighted_mean
 from skattn._kernels import KERNELS
 from skattn.utils._sklearn_compat import HasMethods, Interval, StrOptions
 
@@ -45,6 +46,10 @@ __all__ = [
 _EXTRA_TIES = 7
 # Entries (query, candidate) per chunk: bounds the (entries, n_features) temporaries.
 _CHUNK_ENTRIES = 1 << 18
+# Keys whose distance in the index space is within this of the last neighbour's are
+# tied with it (the search's own rounding may tell exact ties apart).
+_TIE_RTOL = 1e-9
+_TIE_ATOL = 1e-150
 
 # The values ``n_neighbors`` takes: None (dense), an int (top-k), "radius" (a compact
 # kernel's support) or a neighbours transformer that makes a sparse graph.
@@ -70,26 +75,44 @@ def check_neighbors(n_neighbors, kernel):
 class CandidateKeys:
     """A neighbour index over the scaled keys, fitted once in ``fit``.
 
+    The index lives in the space where the kernel takes distances, centred on the
+    keys' mean and divided by one power of two so that its coordinates are at most
+    1 in magnitude: a global scale changes no neighbour, and the search's distances
+    then neither overflow nor underflow whatever the bandwidths (a bandwidth of
+    1e-160, float32 data near 1e-41). The true scaled squared distances are the
+    index's times ``2 ** sq_exponent``.
+
     Parameters
     ----------
-    z_keys : ndarray of shape (n_keys, n_features)
-        Keys in the space where the kernel takes distances (scaled by the
-        bandwidths, or projected).
+    features : ndarray of shape (n_keys, n_features)
+        Keys in the estimator's feature space (raw, or projected).
+    scale : ndarray of shape (n_features,)
+        Inverse bandwidths in that space.
     n_neighbors : int, "radius" or transformer
-        The number of nearest keys each query attends to (at most ``n_keys``);
-        "radius": every key within ``radius``; or an unfitted transformer in the
-        convention of :class:`~sklearn.neighbors.KNeighborsTransformer`: cloned,
-        fitted on ``z_keys``, and its ``transform`` of the scaled queries is a
-        sparse graph of shape (n_queries, n_keys) whose stored entries are each
-        query's candidates (their values are not used: distances are recomputed).
+        The number of nearest keys each query attends to (at most ``n_keys``;
+        every key tied with the last of them comes too); "radius": every key
+        within ``radius``; or an unfitted transformer in the convention of
+        :class:`~sklearn.neighbors.KNeighborsTransformer`: cloned, fitted on the
+        keys in the index space, and its ``transform`` of the queries is a sparse
+        graph of shape (n_queries, n_keys) whose stored entries are each query's
+        candidates (their values are not used: distances are recomputed).
     radius : float
         The kernel's support radius (used with "radius").
+    key_weights : ndarray of shape (n_keys,), default=None
+        The keys' weights, for the centre; None means equal.
     """
 
-    def __init__(self, z_keys, n_neighbors, radius):
-        self.n_keys = z_keys.shape[0]
-        self.z_keys = z_keys
-        self.radius = radius
+    def __init__(self, features, scale, n_neighbors, radius, key_weights=None):
+        features = np.asarray(features, dtype=np.float64)
+        self.n_keys = features.shape[0]
+        self.center = weighted_mean(features, key_weights)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        z = self._scaled(features)
+        self.exponent = int(np.frexp(np.max(np.abs(z), initial=0.0))[1])
+        self.sq_exponent = 2 * self.exponent
+        self.z_keys = z_keys = np.ldexp(z, -self.exponent)
+        # in the index space, relative: radius and tie tolerance
+        self.radius = float(np.ldexp(radius, -self.exponent)) if radius else radius
         self.k = None
         self.transformer = None
         if hasattr(n_neighbors, "transform"):
@@ -106,6 +129,16 @@ class CandidateKeys:
         self.index = NearestNeighbors(n_neighbors=self.k or 1, algorithm="auto").fit(
             z_keys
         )
+
+    def _scaled(self, X):
+        limit = np.finfo(np.float64).max / 4
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (np.asarray(X, dtype=np.float64) - self.center) * self.scale
+        return np.clip(z, -limit, limit)
+
+    def transform(self, X):
+        """Queries in the index space (float64)."""
+        return np.ldexp(self._scaled(X), -self.exponent)
 
     @property
     def complete(self):
@@ -127,12 +160,21 @@ class CandidateKeys:
             return self._graph_candidates(z_queries)
         if self.mode == "top_k":
             k = min(self.k + 1, self.n_keys) if loo else self.k
-            indices = self.index.kneighbors(
-                z_queries, n_neighbors=k, return_distance=False
-            )
-            indices.sort(axis=1)
-            indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-            return indptr, indices.ravel().astype(np.int64, copy=False)
+            if k == self.n_keys:
+                indices = np.broadcast_to(np.arange(k, dtype=np.int64), (n, k))
+                indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+                return indptr, indices.ravel().copy()
+            distances, indices = self.index.kneighbors(z_queries, n_neighbors=k + 1)
+            # Keys tied with the k-th come too, so that the candidates do not
+            # depend on the order of the training rows (duplicates, symmetry).
+            limit = distances[:, k - 1] * (1 + _TIE_RTOL) + _TIE_ATOL
+            tied = np.flatnonzero(distances[:, k] <= limit)
+            found = list(indices[:, :k])
+            for row in tied:
+                found[row] = self.index.radius_neighbors(
+                    z_queries[row : row + 1], radius=limit[row], return_distance=False
+                )[0]
+            return self._structure(found, n)
         found = self.index.radius_neighbors(
             z_queries, radius=self.radius, return_distance=False
         )
@@ -146,6 +188,11 @@ class CandidateKeys:
             n_nearest = 1
         if empty.size:
             self._add_nearest(z_queries, found, empty, n_nearest)
+        return self._structure(found, n)
+
+    @staticmethod
+    def _structure(found, n):
+        """CSR structure of a list of index arrays, each row sorted."""
         counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=n)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -156,21 +203,35 @@ class CandidateKeys:
         )
         return indptr, indices
 
-    def pool(self, z_queries, values, *, kernel, key_weights, loo=False, **returns):
-        """Search each query's candidates and pool ``values`` over them with
-        :func:`candidate_attention_pool`, in the dtype of ``z_queries``
-        (``returns``: its ``return_*`` flags)."""
+    def pool(
+        self,
+        X,
+        values,
+        *,
+        kernel,
+        key_weights,
+        loo=False,
+        unit_weights=None,
+        **returns,
+    ):
+        """Search the candidates of each query (rows of ``X`` in the estimator's
+        feature space; None in leave-one-out mode, where the keys are the queries)
+        and pool ``values`` over them with :func:`candidate_attention_pool`, in
+        the values' dtype (``returns``: its ``return_*`` flags)."""
+        z_queries = self.z_keys if loo else self.transform(X)
         indptr, indices = self.candidates(z_queries, loo=loo)
         return candidate_attention_pool(
             z_queries,
-            self.z_keys.astype(z_queries.dtype, copy=False),
-            values.astype(z_queries.dtype, copy=False),
+            self.z_keys,
+            values,
             indptr,
             indices,
             kernel=kernel,
             key_weights=key_weights,
             loo=loo,
+            unit_weights=unit_weights,
             complete=self.complete,
+            sq_exponent=self.sq_exponent,
             **returns,
         )
 
@@ -188,7 +249,7 @@ class CandidateKeys:
             z_queries[empty], n_neighbors=n_fetch
         )
         n_nearest = min(n_nearest, self.n_keys)
-        limit = distances[:, n_nearest - 1] * (1 + 1e-9) + 1e-300
+        limit = distances[:, n_nearest - 1] * (1 + _TIE_RTOL) + _TIE_ATOL
         within = distances <= limit[:, None]
         for i, row in enumerate(empty):
             if within[i, -1] and n_fetch < self.n_keys:  # possibly more ties
@@ -241,10 +302,12 @@ def candidate_attention_pool(
     kernel,
     key_weights,
     loo=False,
+    unit_weights=None,
     return_weights=False,
     return_bound=False,
     return_stats=False,
     complete=False,
+    sq_exponent=0,
 ):
     """Attention pooling of ``values`` over each query's candidate keys.
 
@@ -264,7 +327,10 @@ def candidate_attention_pool(
         Positive key weights.
     loo : bool, default=False
         Leave-one-out mode: query ``i`` is key ``i``, whose weight for it becomes
-        ``w_i - 1`` (sample weights act as repetition).
+        ``w_i - u_i`` (sample weights act as repetition).
+    unit_weights : ndarray of shape (n_keys,), default=None
+        ``u_i``, the weight of one copy of each row (1 by default; a class weight),
+        as in the dense engine.
     return_weights : bool, default=False
         Also return the weights as a CSR matrix of shape (n_queries, n_keys).
     return_bound : bool, default=False
@@ -277,10 +343,15 @@ def candidate_attention_pool(
     complete : bool, default=False
         Whether the candidates hold every key of non-zero kernel weight (radius
         mode): then the result is exact and the bound 0.
+    sq_exponent : int, default=0
+        The scaled squared distances are those of ``z_queries`` and ``z_keys``
+        times ``2 ** sq_exponent`` (:class:`CandidateKeys`' index space); where
+        that overflows, the index's distances still order the keys.
 
     Returns
     -------
     pooled : ndarray of shape (n_queries, n_outputs)
+        In the dtype of ``values`` (float64 for integer values).
     weights : scipy.sparse.csr_matrix of shape (n_queries, n_keys)
         Only if ``return_weights``.
     bound : ndarray of shape (n_queries,)
@@ -290,16 +361,22 @@ def candidate_attention_pool(
     """
     n_queries = z_queries.shape[0]
     n_keys = z_keys.shape[0]
-    dtype = np.result_type(z_queries.dtype, z_keys.dtype, values.dtype)
-    values_min, values_max = values.min(axis=0), values.max(axis=0)
+    values = np.asarray(values)
+    dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    values_min = values.min(axis=0, initial=np.inf)
+    values_max = values.max(axis=0, initial=-np.inf)
     counts = np.diff(indptr)
     if n_queries and counts.min() < 1:
         raise ValueError("Every query needs at least one candidate key.")
+    key_weights = np.asarray(key_weights, dtype=np.float64)
+    unit = (
+        np.ones(n_keys) if unit_weights is None else np.asarray(unit_weights, float)
+    )
     pooled = np.empty((n_queries, values.shape[1]), dtype=dtype)
-    data = np.empty(len(indices), dtype=dtype) if return_weights else None
+    data = np.empty(len(indices)) if return_weights else None
     bound = np.zeros(n_queries) if return_bound else None
-    stats = np.empty((n_queries, 2), dtype=dtype) if return_stats else None
-    total_weight = key_weights.sum() - (1.0 if loo else 0.0)
+    stats = np.empty((n_queries, 2)) if return_stats else None
+    total_weight = key_weights.sum()
 
     rows_per_chunk = max(1, _CHUNK_ENTRIES // max(1, int(counts.max(initial=1))))
     for start in range(0, n_queries, rows_per_chunk):
@@ -309,31 +386,17 @@ def candidate_attention_pool(
         starts = indptr[start:stop] - lo
         rows = np.repeat(np.arange(stop - start), counts[start:stop])
         diff = z_queries[start:stop][rows] - z_keys[ind]
-        sq = np.einsum("ij,ij->i", diff, diff)
-        # Each candidate's weight for its query; the row's own key keeps w - 1.
+        sq_index = np.einsum("ij,ij->i", diff, diff)
+        with np.errstate(over="ignore"):
+            sq = np.ldexp(sq_index, sq_exponent)
+        # Each candidate's weight for its query; the row's own key keeps w - u.
         cand_w = key_weights[ind]
         if loo:
             own = ind == rows + start
-            cand_w[own] = np.maximum(cand_w[own] - 1.0, 0.0)
+            cand_w[own] = np.maximum(cand_w[own] - unit[ind[own]], 0.0)
         with np.errstate(divide="ignore"):
             log_w = np.log(cand_w)
-        logits = kernel.log_kernel(sq, np.empty_like(sq))  # sq is kept
-        logits += log_w
-        row_max = np.maximum.reduceat(logits, starts)
-        no_support = ~np.isfinite(row_max)
-        e = np.exp(logits - np.where(no_support, 0.0, row_max)[rows])
-        if no_support.any():
-            # No candidate in the kernel's support: the nearest eligible
-            # candidate(s), ties sharing by weight.
-            eligible_sq = np.where(cand_w > 0, sq, np.inf)
-            row_min = np.minimum.reduceat(eligible_sq, starts)
-            fallback = no_support[rows]
-            nearest = fallback & (eligible_sq == row_min[rows]) & (cand_w > 0)
-            e[fallback] = 0.0
-            e[nearest] = cand_w[nearest]
-        norm = np.add.reduceat(e, starts)
-        norm[norm == 0] = 1.0  # no eligible candidate at all: zero weights
-        p = e / norm[rows]
+        p = segment_weights(kernel, sq, log_w, starts, proxy=sq_index)
         chunk = np.add.reduceat(p[:, None] * values[ind], starts, axis=0)
         pooled[start:stop] = np.clip(chunk, values_min, values_max)
         if return_weights:
@@ -348,18 +411,24 @@ def candidate_attention_pool(
                 stats[start:stop, 0] = np.maximum(entropy, 0.0)
                 stats[start:stop, 1] = 1.0 / sum_sq
         if return_bound and not complete:
-            # E / (S + E) with S = norm * exp(row_max), E = W_out * K(r_k).
+            # E / (S + E) with S = sum of the candidates' w K, E = W_out * K(r_k),
+            # both relative to the largest candidate's w K (a far query's kernel
+            # values may all underflow).
             k_counts = counts[start:stop]
+            log_kw = kernel.log_kernel(sq, np.empty_like(sq)) + log_w
+            top = np.maximum.reduceat(log_kw, starts)
+            finite_top = np.where(np.isfinite(top), top, 0.0)
+            with np.errstate(under="ignore"):
+                norm = np.add.reduceat(np.exp(log_kw - finite_top[rows]), starts)
             far = np.maximum.reduceat(sq, starts)
             log_k_far = kernel.log_kernel(far, np.empty_like(far))
             w_in = np.add.reduceat(cand_w, starts)
-            w_out = np.maximum(total_weight - w_in, 0.0)
-            with np.errstate(divide="ignore"):
-                log_e = np.log(w_out) + log_k_far
-                log_s = np.log(norm) + row_max
-            with np.errstate(over="ignore", invalid="ignore"):
-                b = 1.0 / (1.0 + np.exp(log_s - log_e))
-            b[(w_out <= 0) | (k_counts >= n_keys) | np.isneginf(log_e)] = 0.0
+            own_unit = unit[start:stop] if loo else 0.0
+            w_out = np.maximum(total_weight - own_unit - w_in, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                log_e = np.log(w_out) + log_k_far - finite_top
+                b = 1.0 / (1.0 + norm * np.exp(-log_e))
+            b[(w_out <= 0) | (k_counts >= n_keys) | ~(log_e > -np.inf)] = 0.0
             bound[start:stop] = b
     result = (pooled,)
     if return_weights:

@@ -388,6 +388,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         return self._assemble(blocks).astype(X.dtype, copy=False)
 
     def _fit(self, X, y, sample_weight):
+        self._snapshot_output()
         needs_y = self._pool_target or self._uses_y_for_bandwidth()
         if needs_y and y is None:
             what = (
@@ -417,7 +418,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 "learn_bandwidth=True needs a kernel with full support, differentiable "
                 f"almost everywhere {LEARNABLE_KERNELS}; got kernel={self.kernel!r}."
             )
-        check_neighbors(self.n_neighbors, get_kernel(self.kernel))
+        check_neighbors(self.n_neighbors, self._kernel)
         sample_weight = check_sample_weight(sample_weight, X)
         if needs_y:
             T = self._encode_target(y, X.dtype)
@@ -439,7 +440,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             self._keys, self._targets, self._key_weights
         )
         self._indexes = [
-            self._neighbor_index(self._keys, bandwidth)
+            self._neighbor_index(self._keys, bandwidth, self._key_weights)
             for bandwidth in self.bandwidths_
         ]
         return X, y, T, sample_weight
@@ -464,17 +465,40 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             isinstance(spec, str) and spec == "cv" for spec in specs
         )
 
+    # What the output holds: set from the parameters at the start of fit, so that
+    # transform uses fitted state only (set_params then needs a refit).
+
+    def _snapshot_output(self):
+        self._output = {
+            "values": self.values,
+            "return_entropy": bool(self.return_entropy),
+            "return_n_effective": bool(self.return_n_effective),
+            "dense": self.n_neighbors is None,
+        }
+        self._kernel = get_kernel(self.kernel)
+
+    def _output_param(self, name):
+        output = getattr(self, "_output", None)
+        return getattr(self, name) if output is None else output[name]
+
     @property
     def _pool_target(self):
-        return self.values in ("target", "both")
+        return self._output_param("values") in ("target", "both")
 
     @property
     def _pool_features(self):
-        return self.values in ("features", "both")
+        return self._output_param("values") in ("features", "both")
+
+    @property
+    def _stats_kept(self):
+        return [
+            self._output_param("return_entropy"),
+            self._output_param("return_n_effective"),
+        ]
 
     @property
     def _n_stats(self):
-        return int(self.return_entropy) + int(self.return_n_effective)
+        return sum(self._stats_kept)
 
     def _encode_target(self, y, dtype):
         """The target as a float matrix: the outputs, or one-hot classes."""
@@ -505,7 +529,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         self.target_type_ = target_type
         if target_type == "continuous":
             try:
-                Y = np.asarray(y, dtype=dtype)
+                Y = np.asarray(y, dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise ValueError(
                     "target_type='continuous' needs a numeric y; got values such as "
@@ -513,6 +537,13 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 ) from exc
             if not np.isfinite(Y).all():
                 raise ValueError("y contains NaN or infinity.")
+            largest = float(np.max(np.abs(Y), initial=0.0))
+            if largest > np.finfo(dtype).max:
+                raise ValueError(
+                    f"y holds values up to {largest:.3g} in magnitude, beyond the "
+                    f"range of {np.dtype(dtype).name} (the dtype of X, which the "
+                    "pooled targets keep); pass X as float64."
+                )
             self._y_columns = None if Y.ndim == 1 else Y.shape[1]
             if hasattr(self, "classes_"):
                 del self.classes_
@@ -560,14 +591,13 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
 
     # -- pooling -------------------------------------------------------------------
 
-    def _neighbor_index(self, keys, bandwidth):
-        """A head's neighbour index over ``keys`` (None for dense attention)."""
-        if self.n_neighbors is None:
+    def _neighbor_index(self, keys, bandwidth, w):
+        """A head's neighbour index over ``keys`` of weights ``w`` (None for dense
+        attention)."""
+        if self._output["dense"]:
             return None
         return CandidateKeys(
-            keys / bandwidth.astype(keys.dtype),
-            self.n_neighbors,
-            get_kernel(self.kernel).radius,
+            keys, 1.0 / bandwidth, self.n_neighbors, self._kernel.radius, w
         )
 
     def _head_values(self, keys, targets, features):
@@ -607,31 +637,31 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         if values is None:
             values = self._head_values(keys, targets, features)
         stats = features and self._n_stats > 0
-        if self.n_neighbors is None:
+        if self._output["dense"]:
+            if prepared is None:
+                prepared = prepare_keys(
+                    keys,
+                    values,
+                    kernel=self._kernel,
+                    scale=1.0 / bandwidth,
+                    key_weights=w,
+                    dtype=keys.dtype,
+                )
             result = attention_pool(
                 queries,
-                keys if prepared is None else prepared,
-                values,
-                kernel=self.kernel,
-                scale=1.0 / bandwidth,
-                key_weights=w,
+                prepared,
+                None,
                 loo=loo,
                 n_jobs=self.n_jobs if n_jobs is None else n_jobs,
                 return_stats=stats,
-                dtype=keys.dtype,
             )
         else:
             if index is None:
-                index = self._neighbor_index(keys, bandwidth)
-            z_queries = (
-                index.z_keys.astype(keys.dtype, copy=False)
-                if loo
-                else queries / bandwidth.astype(keys.dtype)
-            )
+                index = self._neighbor_index(keys, bandwidth, w)
             result = index.pool(
-                z_queries,
+                None if loo else queries,
                 values,
-                kernel=get_kernel(self.kernel),
+                kernel=self._kernel,
                 key_weights=w,
                 loo=loo,
                 return_stats=stats,
@@ -639,7 +669,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         if not stats:
             return result
         pooled, weight_stats = result
-        keep = [self.return_entropy, self.return_n_effective]
+        keep = self._stats_kept
         return np.hstack([pooled[:, : values.shape[1]], weight_stats[:, keep]])
 
     def _cross_fitted_targets(self, X, y, T, w):
@@ -724,7 +754,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             else prepare_keys(
                 keys,
                 values,
-                kernel=self.kernel,
+                kernel=self._kernel,
                 scale=1.0 / bandwidth,
                 key_weights=self._key_weights,
                 dtype=keys.dtype,
@@ -805,14 +835,15 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                     names += [f"{prefix}target{k}" for k in range(self._y_columns)]
             if self._pool_features:
                 names += [f"{prefix}mean_{f}" for f in input_features]
-            if self.return_entropy:
+            entropy, n_effective = self._stats_kept
+            if entropy:
                 names.append(f"{prefix}entropy")
-            if self.return_n_effective:
+            if n_effective:
                 names.append(f"{prefix}n_effective")
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = self._pool_target
+        tags.target_tags.required = self.values in ("target", "both")
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

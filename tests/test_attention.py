@@ -284,7 +284,7 @@ def test_float32_pandas_pickle_clone(rng):
     import pandas as pd
 
     X, Y = _data(rng)
-    model = AttentionRegressor().fit(X.astype(np.float32), Y[:, 0])
+    model = AttentionRegressor().fit(X.astype(np.float32), Y[:, 0].astype(np.float32))
     assert model.predict(X.astype(np.float32)).dtype == np.float32
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     fitted = AttentionRegressor(metric="full").fit(frame, Y)

@@ -106,15 +106,21 @@ def test_multi_output_cv_sums_the_losses(rng):
 
 
 @pytest.mark.parametrize("bandwidth", ["scott", "cv"])
-def test_float32_preserved(rng, bandwidth):
+def test_float32_keys_and_the_targets_dtype(rng, bandwidth):
+    # float32 X is the working dtype (weights stay float32); predictions keep the
+    # dtype of y: float64 for a float64 y, float32 for a float32 y.
     X, y, Q = _data(rng)
     m64 = NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X, y)
     m32 = NadarayaWatsonRegressor(bandwidth=bandwidth).fit(X.astype(np.float32), y)
     pred = m32.predict(Q.astype(np.float32))
-    assert pred.dtype == np.float32
+    assert pred.dtype == np.float64
     assert m32.attention_weights(Q.astype(np.float32)).dtype == np.float32
     np.testing.assert_allclose(pred, m64.predict(Q), rtol=1e-4, atol=1e-4)
-    assert m64.predict(Q.astype(np.float32)).dtype == np.float32
+    assert m64.predict(Q.astype(np.float32)).dtype == np.float64
+    both32 = NadarayaWatsonRegressor(bandwidth=bandwidth).fit(
+        X.astype(np.float32), y.astype(np.float32)
+    )
+    assert both32.predict(Q.astype(np.float32)).dtype == np.float32
 
 
 def test_pandas_input_and_feature_names(rng):

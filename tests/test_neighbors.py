@@ -135,8 +135,13 @@ def test_top_k_weights_are_a_sparse_distribution():
 
 def test_top_k_float32_stays_float32():
     X, y, Q = _data()
-    model = NadarayaWatsonRegressor(n_neighbors=10).fit(X.astype(np.float32), y)
-    assert model.predict(Q.astype(np.float32)).dtype == np.float32
+    X32, Q32 = X.astype(np.float32), Q.astype(np.float32)
+    model = NadarayaWatsonRegressor(n_neighbors=10).fit(X32, y.astype(np.float32))
+    assert model.predict(Q32).dtype == np.float32
+    assert model.attention_weights(Q32).dtype == np.float32
+    # the predictions keep the dtype of y
+    model = NadarayaWatsonRegressor(n_neighbors=10).fit(X32, y)
+    assert model.predict(Q32).dtype == np.float64
     dense = NadarayaWatsonRegressor().fit(X, y)
     top_k = NadarayaWatsonRegressor(n_neighbors=10).fit(X, y)
     np.testing.assert_allclose(
