@@ -255,7 +255,7 @@ class _MetricLearner:
             x0,
             method="L-BFGS-B",
             jac=True,
-            bounds=[objective.bounds] * len(x0),
+            bounds=list(zip(*objective.bounds, strict=True)),
             tol=self.tol,
             options={"maxiter": self.max_iter},
             callback=on_iteration,

@@ -29,6 +29,8 @@ CV_GRID_SIZE = 13
 CV_LOG_TOL = 1e-2
 # The smallest bandwidth a data-driven rule returns: its reciprocal stays finite.
 MIN_BANDWIDTH = 2.0**10 / np.finfo(np.float64).max
+# The largest: a sixteenth of the float64 range (data near the limit).
+MAX_BANDWIDTH = np.finfo(np.float64).max / 16
 
 
 def _weighted_quantile(x, w, q):
@@ -293,4 +295,6 @@ def cv_bandwidth(
         if np.isfinite(res.fun) and res.fun <= errors[best]:
             log_scale = float(res.x)
     scale = float(np.exp(np.clip(log_scale, log_lo, log_hi)))
-    return np.maximum(base * scale, MIN_BANDWIDTH), scale
+    with np.errstate(over="ignore"):
+        bandwidth = np.clip(base * scale, MIN_BANDWIDTH, MAX_BANDWIDTH)
+    return bandwidth, scale

@@ -43,6 +43,8 @@ class _AttentionPoolingBase(BaseEstimator):
         self.n_samples_fit_ = X.shape[0]
         # predict uses fitted state only: set_params(kernel=...) needs a refit
         self._kernel = get_kernel(self.kernel)
+        # before any O(n^2) search of the bandwidth
+        check_neighbors(getattr(self, "n_neighbors", None), self._kernel)
         self._keys = X[keep]
         self._values = Y[keep]
         self._key_weights = sample_weight[keep]

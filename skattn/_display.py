@@ -8,6 +8,7 @@ matplotlib is imported only when a plot is drawn (``pip install "skattn[plot]"``
 import numbers
 
 import numpy as np
+from scipy import sparse
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -287,6 +288,8 @@ class AttentionWeightsDisplay:
         final, Xq = _final_step(estimator, X)
         check_is_fitted(final)
         weights = final.attention_weights(Xq)
+        if sparse.issparse(weights):  # top-k / radius attention: zeros elsewhere
+            weights = weights.toarray()
         query_order = np.arange(weights.shape[0])
         key_order = np.arange(weights.shape[1])
         query_label, key_label = "queries", "training rows (keys)"

@@ -47,7 +47,20 @@ __all__ = ["LeaveOneOutObjective", "LEARNABLE_KERNELS", "METRICS"]
 
 LEARNABLE_KERNELS = ("gaussian", "exponential")
 PARAM_BOUND = 25.0
+# The most parameters a full metric may have (n_components * n_features): L-BFGS-B
+# keeps about 20 vectors of them, 160 MiB at this size.
+MAX_FULL_PARAMS = 2**20
 METRICS = ("isotropic", "diagonal", "full")
+
+
+def _standardised(Y, w):
+    """``Y`` centred on its weighted mean and divided by powers of two near its
+    largest magnitudes (exact): the leave-one-out squared error divided by the total
+    sum of squares is unchanged (pooling commutes with affine maps of the values),
+    and neither can overflow nor underflow, whatever the scale of ``y``."""
+    Y = np.ldexp(Y, -np.frexp(np.max(np.abs(Y), initial=0.0))[1])
+    Y = Y - w @ Y / w.sum()
+    return np.ldexp(Y, -np.frexp(np.max(np.abs(Y), initial=0.0))[1])
 
 
 class LeaveOneOutObjective:
@@ -102,16 +115,31 @@ class LeaveOneOutObjective:
         self.n_jobs = n_jobs
         self.unit_weights = unit_weights
         X = np.asarray(X, dtype=np.float64)
-        self.Y = np.asarray(Y, dtype=np.float64)
         self.w = np.asarray(sample_weight, dtype=np.float64)
+        self.Y = np.asarray(Y, dtype=np.float64)
+        if self.loss.name == "squared":
+            self.Y = _standardised(self.Y, self.w)
         self.n_samples, self.n_features = X.shape
         self.n_components = n_components
+        if metric == "full" and n_components * self.n_features > MAX_FULL_PARAMS:
+            raise ValueError(
+                f"metric='full' would learn n_components * n_features = "
+                f"{n_components} * {self.n_features} = "
+                f"{n_components * self.n_features:,} parameters, above the "
+                f"{MAX_FULL_PARAMS:,} that L-BFGS-B can hold in memory and the data "
+                "can inform; set n_components (say 10) or use metric='diagonal'."
+            )
         self.center = weighted_mean(X, self.w)
         spread = weighted_spread(X, self.w)
         if metric == "isotropic":
-            spread = np.full(self.n_features, np.sqrt(np.mean(spread**2)))
+            # the root mean square spread, free of overflow and underflow
+            top = spread.max()
+            spread = np.full(
+                self.n_features, top * np.sqrt(np.mean((spread / top) ** 2))
+            )
         self.spread = spread
-        self.Z = (X - self.center) / spread
+        # divided before centring: no overflow for data near the float64 limit
+        self.Z = X / spread - self.center / spread
         self.normaliser = self.loss.normaliser(self.Y, self.w)
         self.rows = chunk_rows(self.n_samples, 8, n_temporaries=3)
 
@@ -119,16 +147,21 @@ class LeaveOneOutObjective:
 
     @property
     def bounds(self):
-        """Box bounds of the parameters, (lower, upper): log-bandwidths within
-        ``PARAM_BOUND`` of a feature's spread, projection entries below its
-        exponential. Beyond them nothing changes but overflow: a feature whose
-        bandwidth is 1e-11 of its spread already separates every distinct value,
-        and one at 1e11 is already ignored."""
+        """Box bounds of the parameters, (lower, upper), one array each:
+        log-bandwidths within ``PARAM_BOUND`` of a feature's spread (and below a
+        bandwidth of a sixteenth of the float64 range), projection entries below
+        ``exp(PARAM_BOUND)``. Beyond them nothing changes but overflow: a feature
+        whose bandwidth is 1e-11 of its spread already separates every distinct
+        value, and one at 1e11 is already ignored."""
         if self.metric == "full":
             bound = float(np.exp(PARAM_BOUND))
-        else:
-            bound = PARAM_BOUND
-        return -bound, bound
+            return np.full(self.n_params, -bound), np.full(self.n_params, bound)
+        upper = np.minimum(
+            PARAM_BOUND, np.log(np.finfo(np.float64).max / 16) - np.log(self.spread)
+        )
+        if self.metric == "isotropic":
+            upper = upper[:1]
+        return -np.full(self.n_params, PARAM_BOUND), upper
 
     @property
     def n_params(self):

@@ -369,9 +369,7 @@ def candidate_attention_pool(
     if n_queries and counts.min() < 1:
         raise ValueError("Every query needs at least one candidate key.")
     key_weights = np.asarray(key_weights, dtype=np.float64)
-    unit = (
-        np.ones(n_keys) if unit_weights is None else np.asarray(unit_weights, float)
-    )
+    unit = np.ones(n_keys) if unit_weights is None else np.asarray(unit_weights, float)
     pooled = np.empty((n_queries, values.shape[1]), dtype=dtype)
     data = np.empty(len(indices)) if return_weights else None
     bound = np.zeros(n_queries) if return_bound else None

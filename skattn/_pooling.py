@@ -538,7 +538,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             if not np.isfinite(Y).all():
                 raise ValueError("y contains NaN or infinity.")
             largest = float(np.max(np.abs(Y), initial=0.0))
-            if largest > np.finfo(dtype).max:
+            if largest > float(np.finfo(dtype).max):
                 raise ValueError(
                     f"y holds values up to {largest:.3g} in magnitude, beyond the "
                     f"range of {np.dtype(dtype).name} (the dtype of X, which the "

@@ -66,6 +66,37 @@ def _float_array(x, name, finite=True):
     return x
 
 
+def _split_rows(A):
+    """``A = ldexp(M, e)`` with ``e`` one power of two per row (last axis): the
+    mantissas ``M`` are at most 1 in magnitude."""
+    e = np.frexp(np.max(np.abs(A), axis=-1, keepdims=True, initial=0.0))[1]
+    return np.ldexp(A, -e), e
+
+
+def _may_overflow(*factors, length=1):
+    """Whether a sum of ``length`` products of numbers as large as ``factors``
+    could leave the float64 range (then the products are taken by exponents)."""
+    exponent = sum(int(np.frexp(float(f))[1]) for f in factors)
+    return exponent + math.log2(max(length, 1)) > 1000
+
+
+def _scaled_products(A, B_t, factor=1.0):
+    """``factor * A @ B_t`` for any finite inputs, never NaN: each row of ``A`` and
+    column of ``B_t`` is split into mantissas and a power of two, the mantissas
+    are multiplied (at most the inner length in magnitude), and the exponents are
+    added back by ``ldexp``, so a product beyond the range is ``+-inf`` and one
+    below it 0, with no ``inf - inf`` on the way."""
+    Ma, ea = _split_rows(A)
+    Mb, eb = _split_rows(np.swapaxes(B_t, -1, -2))
+    mantissa, exponent = np.frexp(factor)
+    # einsum, not BLAS: every entry is summed the same way whatever the batch, so
+    # that no query depends on another when products cancel (BLAS kernels differ
+    # by shape, with or without fused multiply-adds)
+    products = np.einsum("...qf,...kf->...qk", Ma * mantissa, Mb, optimize=False)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(products, ea + np.swapaxes(eb, -1, -2) + int(exponent))
+
+
 def _attention_inputs(query, key, value, same_features):
     """Validated (..., n, d) query, key and value arrays and their batch shape.
 
@@ -366,15 +397,34 @@ def scaled_dot_product_attention(
         raise ValueError(f"scale must be a finite real number; got {scale!r}.")
     n_queries, n_keys = query.shape[-2], key.shape[-2]
     keep = _Keep(batch + (n_queries, n_keys), mask, valid_lens)
-    # the scores get every batch dimension, also those that only value has
-    query = np.broadcast_to(
-        (query * scale).astype(dtype, copy=False), batch + query.shape[-2:]
+    # Scores that could leave the float range are taken by exponents: finite
+    # inputs then never give NaN (no inf - inf), and no query depends on another.
+    by_exponents = _may_overflow(
+        np.max(np.abs(query), initial=0.0),
+        scale,
+        np.max(np.abs(key), initial=0.0),
+        length=query.shape[-1],
     )
+    if by_exponents:
+        query = np.broadcast_to(
+            query.astype(dtype, copy=False), batch + query.shape[-2:]
+        )
+    else:
+        # the scores get every batch dimension, also those that only value has
+        query = np.broadcast_to(
+            (query * scale).astype(dtype, copy=False), batch + query.shape[-2:]
+        )
     key = key.astype(dtype, copy=False)
     value = value.astype(dtype, copy=False)
-    if block_size is None:
+
+    def products(key_t):
+        if by_exponents:
+            return _scaled_products(query, key_t, scale).astype(dtype, copy=False)
         with np.errstate(over="ignore"):  # scores beyond the range are +-inf
-            scores = np.matmul(query, np.swapaxes(key, -1, -2))
+            return np.matmul(query, key_t)
+
+    if block_size is None:
+        scores = products(np.swapaxes(key, -1, -2))
         if keep.active:
             np.copyto(scores, -np.inf, where=~keep.block(0, n_keys))
         weights = _softmax_last(scores)
@@ -386,11 +436,12 @@ def scaled_dot_product_attention(
         )
     if not isinstance(block_size, numbers.Integral) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer; got {block_size!r}.")
-    return _blocked_attention(query, key, value, keep, batch, int(block_size))
+    return _blocked_attention(products, query, key, value, keep, batch, int(block_size))
 
 
-def _blocked_attention(query, key, value, keep, batch, block_size):
-    """Attention over key blocks with a running maximum and running sum."""
+def _blocked_attention(products, query, key, value, keep, batch, block_size):
+    """Attention over key blocks with a running maximum and running sum;
+    ``products(key_t_block)`` gives a block's scores."""
     n_queries, n_keys = query.shape[-2], key.shape[-2]
     dtype = query.dtype
     running_max = np.full(batch + (n_queries, 1), -np.inf, dtype=dtype)
@@ -399,8 +450,7 @@ def _blocked_attention(query, key, value, keep, batch, block_size):
     key_t = np.swapaxes(key, -1, -2)
     for start in range(0, n_keys, block_size):
         stop = min(start + block_size, n_keys)
-        with np.errstate(over="ignore"):  # scores beyond the range are +-inf
-            s = np.matmul(query, key_t[..., start:stop])
+        s = products(key_t[..., start:stop])
         if keep.active:
             np.copyto(s, -np.inf, where=~keep.block(start, stop))
         block_max = np.max(s, axis=-1, keepdims=True)
@@ -498,23 +548,39 @@ def additive_attention(
     dtype = np.result_type(query, key, value, W_q, W_k, w_v)
     n_queries, n_keys = query.shape[-2], key.shape[-2]
     keep = _Keep(batch + (n_queries, n_keys), mask, valid_lens)
-    fq = np.broadcast_to(
-        np.matmul(query, W_q).astype(dtype, copy=False), batch + (n_queries, n_hidden)
-    )
-    fk = np.matmul(key, W_k).astype(dtype, copy=False)[..., None, :, :]
+    # Projections that could leave the float range are clipped to it: each
+    # feature is then a tanh of +-inf or of a finite sum, never of inf - inf (a
+    # projection that large saturates tanh, whichever the other's sign).
+    limit = np.finfo(np.float64).max / 4
+    fq = _projection(query, W_q, limit)
+    fq = np.broadcast_to(fq.astype(dtype, copy=False), batch + (n_queries, n_hidden))
+    fk = _projection(key, W_k, limit).astype(dtype, copy=False)[..., None, :, :]
     w_v = w_v.astype(dtype, copy=False)
     scores = np.empty(batch + (n_queries, n_keys), dtype=dtype)
     # a query row's features: (batch, n_keys, n_hidden), then their tanh
     rows = chunk_rows(math.prod(batch) * n_keys * n_hidden, dtype.itemsize)
     for start in range(0, n_queries, rows):
         stop = min(start + rows, n_queries)
-        features = np.tanh(fq[..., start:stop, None, :] + fk)
+        with np.errstate(over="ignore"):
+            features = np.tanh(fq[..., start:stop, None, :] + fk)
         scores[..., start:stop, :] = np.matmul(features, w_v)
     if keep.active:
         np.copyto(scores, -np.inf, where=~keep.block(0, n_keys))
     weights = _softmax_last(scores)
     output = np.matmul(weights, value.astype(dtype, copy=False))
     return (output, weights) if return_weights else output
+
+
+def _projection(X, W, limit):
+    """``X @ W`` clipped to ``[-limit, limit]``, taken by exponents (never NaN) when
+    it could overflow."""
+    if _may_overflow(
+        np.max(np.abs(X), initial=0.0),
+        np.max(np.abs(W), initial=0.0),
+        length=W.shape[0],
+    ):
+        return np.clip(_scaled_products(X, W), -limit, limit)
+    return X @ W
 
 
 # -- kernel attention ------------------------------------------------------------------
@@ -863,9 +929,21 @@ def squeeze_excitation(x, W1, b1, W2, b2, return_gate=False):
     W2 = _check_weight(W2, "W2", (n_reduced, n_channels))
     b2 = _check_weight(b2, "b2", (n_channels,))
     dtype = np.result_type(x, W1, b1, W2, b2)
-    squeezed = x.mean(axis=(2, 3))
-    hidden = np.maximum(squeezed @ W1 + b1, 0.0)
-    gate = expit(hidden @ W2 + b2).astype(dtype, copy=False)
+    if x.shape[2] * x.shape[3] == 0:
+        raise ValueError(
+            f"x has images of {x.shape[2]} x {x.shape[3]} pixels; squeeze-and-"
+            "excitation needs at least one pixel to average."
+        )
+    # each channel's mean, free of overflow (divided by its largest magnitude)
+    magnitude = np.max(np.abs(x), axis=(2, 3), initial=0.0)
+    magnitude[magnitude == 0] = 1.0
+    squeezed = (x / magnitude[:, :, None, None]).mean(axis=(2, 3)) * magnitude
+    limit = np.finfo(np.float64).max / 4
+    with np.errstate(over="ignore"):
+        hidden = np.maximum(
+            np.clip(_projection(squeezed, W1, limit) + b1, None, limit), 0.0
+        )
+        gate = expit(_projection(hidden, W2, limit) + b2).astype(dtype, copy=False)
     y = (x * gate[:, :, None, None]).astype(dtype, copy=False)
     return (y, gate) if return_gate else y
 
