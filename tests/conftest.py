@@ -7,8 +7,14 @@ import pytest
 from hypothesis import settings
 
 settings.register_profile("default", max_examples=60)
+# CI: the same examples on every run, so that a failure is a change of the code
+settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None)
 settings.register_profile("thorough", max_examples=1000)
-settings.load_profile(os.environ.get("SKATTN_HYPOTHESIS_PROFILE", "default"))
+settings.load_profile(
+    os.environ.get(
+        "SKATTN_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"
+    )
+)
 
 
 @pytest.fixture
