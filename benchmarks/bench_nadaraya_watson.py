@@ -78,7 +78,7 @@ def bench_predict(n, d, repeat):
         t1 = best_time(lambda: model.predict(Q), repeat)
         report(
             section,
-            "skattn float64 n_jobs=1",
+            "skattn float64 n_jobs=1, threadpool_limits(1)",
             t1,
             f"{t1 / t_floor:.2f}x floor",
             target="<= 1.3x floor",
@@ -90,7 +90,7 @@ def bench_predict(n, d, repeat):
         t32 = best_time(lambda: m32.predict(Q32), repeat)
         report(
             section,
-            "skattn float32 n_jobs=1",
+            "skattn float32 n_jobs=1, threadpool_limits(1)",
             t32,
             f"{t32 / t_floor:.2f}x floor; {t32 / t1:.2f}x float64",
             target="< float64",
@@ -99,7 +99,7 @@ def bench_predict(n, d, repeat):
         t_knn = best_time(lambda: knn.predict(Q), repeat)
         report(
             section,
-            "KNeighborsRegressor(brute) n_jobs=1",
+            "KNeighborsRegressor(brute) n_jobs=1, threadpool_limits(1)",
             t_knn,
             f"{t_knn / t_floor:.2f}x floor",
         )
