@@ -6,7 +6,19 @@ The scripts run as ``python benchmarks/bench_*.py``, so this folder is on their 
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import time
+
 ROWS = []
+
+
+def best_time(func, repeat=3):
+    """The fastest of ``repeat`` calls of ``func``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def report(section, what, seconds=None, ratio=None, value=None, target=None):

@@ -19,24 +19,14 @@ scikit-learn's defaults, in one run, as ratios. Prints one table.
 
 import argparse
 import multiprocessing
-import time
 
 import numpy as np
-from _report import print_report, report
+from _report import best_time, print_report, report
 from sklearn.datasets import make_friedman1
 from sklearn.neighbors import KNeighborsRegressor
 from threadpoolctl import threadpool_limits
 
 from skattn import AttentionRegressor, NadarayaWatsonRegressor
-
-
-def best_time(func, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _spin(stop):

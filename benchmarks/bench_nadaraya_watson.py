@@ -24,7 +24,7 @@ import time
 import tracemalloc
 
 import numpy as np
-from _report import print_report, report
+from _report import best_time, print_report, report
 from sklearn import get_config
 from sklearn.datasets import make_friedman1
 from sklearn.metrics import r2_score
@@ -32,15 +32,6 @@ from sklearn.neighbors import KNeighborsRegressor
 from threadpoolctl import threadpool_limits
 
 from skattn import NadarayaWatsonRegressor
-
-
-def best_time(func, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def floor(Q, X, y, rows):
