@@ -53,6 +53,7 @@ __all__ = [
     "map_query_chunks",
     "map_slices",
     "prepare_keys",
+    "scaled_rows",
     "softmax",
     "unnormalised_weights",
 ]
@@ -207,17 +208,22 @@ class _Keys:
         return self.z.shape[0]
 
     def transform_queries(self, queries):
-        """Centre and scale rows by ``1 / h``.
+        """Centre and scale rows by ``1 / h`` (:func:`scaled_rows`)."""
+        return scaled_rows(queries, self.center, self.scale, self.dtype)
 
-        Coordinates beyond a quarter of the dtype's range (a row astronomically many
-        bandwidths away) are clipped there: differences stay finite, every kernel
-        weight of such a row underflows, and it attends to its nearest key(s) as far
-        as rounding can tell them apart.
-        """
-        limit = np.finfo(self.dtype).max / 4
-        with np.errstate(over="ignore"):
-            z = (np.asarray(queries) - self.center) * self.scale
-        return np.clip(z, -limit, limit).astype(self.dtype, copy=False)
+
+def scaled_rows(X, center, scale, dtype):
+    """``(X - center) * scale`` in ``dtype``: rows centred and scaled by ``1 / h``.
+
+    Coordinates beyond a quarter of the dtype's range (a row astronomically many
+    bandwidths away) are clipped there: differences stay finite, every kernel weight
+    of such a row underflows, and it attends to its nearest key(s) as far as
+    rounding can tell them apart.
+    """
+    limit = np.finfo(dtype).max / 4
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (np.asarray(X) - center) * scale
+    return np.clip(z, -limit, limit).astype(dtype, copy=False)
 
 
 def _augment_queries(qz):
@@ -361,8 +367,7 @@ def segment_weights(kernel, sq, log_w, starts, proxy=None):
     kernel_max = np.maximum.reduceat(kernel_log, starts)
     support = np.isfinite(kernel_max)
     logits = kernel_log - np.where(support, kernel_max, 0.0)[rows]
-    logits += log_w
-    logits[~eligible] = -np.inf
+    logits += log_w  # -inf (no weight) stays -inf
     row_max = np.maximum.reduceat(logits, starts)
     row_max[~np.isfinite(row_max)] = 0.0
     e = np.exp(logits - row_max[rows])
@@ -415,10 +420,10 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None, proxy=None):
     """
     n_rows, n_keys = sq.shape
     row_log_w = np.broadcast_to(np.asarray(log_w, dtype=sq.dtype), sq.shape).copy()
-    sq = sq.copy()
     if own is not None:
         has = np.flatnonzero(own >= 0)
         row_log_w[has, own[has]] = self_log_w[own[has]]
+        sq = sq.copy()
         sq[has, own[has]] = 0.0
         if proxy is not None:
             proxy = proxy.copy()
@@ -561,9 +566,9 @@ def _pool_slice(keys, queries, s, loo, rows, out, weights_out, stats_out):
             _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out, stats_out)
 
 
-# Fewest and most tasks of a threaded map: the tasks are handed to the threads as
-# they become free, so a core slowed by another process takes fewer of them; their
-# boundaries do not depend on the number of threads, so sums over them do not either.
+# Most tasks of a threaded map: the tasks are handed to the threads as they become
+# free, so a core slowed by another process takes fewer of them; their boundaries
+# do not depend on the number of threads, so sums over them do not either.
 _MAX_TASKS = 32
 # joblib backends that run in this process or on this machine's cores: under them
 # (and by default) the engine spreads work over its own threads.

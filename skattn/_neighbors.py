@@ -30,7 +30,7 @@ from scipy.special import entr
 from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 
-from skattn._engine import segment_weights, weighted_mean
+from skattn._engine import scaled_rows, segment_weights, weighted_mean
 from skattn._kernels import KERNELS
 from skattn.utils._sklearn_compat import HasMethods, Interval, StrOptions
 
@@ -107,12 +107,11 @@ class CandidateKeys:
         self.n_keys = features.shape[0]
         self.center = weighted_mean(features, key_weights)
         self.scale = np.asarray(scale, dtype=np.float64)
-        z = self._scaled(features)
+        z = scaled_rows(features, self.center, self.scale, np.float64)
         self.exponent = int(np.frexp(np.max(np.abs(z), initial=0.0))[1])
         self.sq_exponent = 2 * self.exponent
         self.z_keys = z_keys = np.ldexp(z, -self.exponent)
-        # in the index space, relative: radius and tie tolerance
-        self.radius = float(np.ldexp(radius, -self.exponent)) if radius else radius
+        self.radius = float(np.ldexp(radius, -self.exponent))  # in the index space
         self.k = None
         self.transformer = None
         if hasattr(n_neighbors, "transform"):
@@ -130,15 +129,10 @@ class CandidateKeys:
             z_keys
         )
 
-    def _scaled(self, X):
-        limit = np.finfo(np.float64).max / 4
-        with np.errstate(over="ignore", invalid="ignore"):
-            z = (np.asarray(X, dtype=np.float64) - self.center) * self.scale
-        return np.clip(z, -limit, limit)
-
     def transform(self, X):
         """Queries in the index space (float64)."""
-        return np.ldexp(self._scaled(X), -self.exponent)
+        z = scaled_rows(np.asarray(X, np.float64), self.center, self.scale, np.float64)
+        return np.ldexp(z, -self.exponent)
 
     @property
     def complete(self):
@@ -169,12 +163,21 @@ class CandidateKeys:
             # depend on the order of the training rows (duplicates, symmetry).
             limit = distances[:, k - 1] * (1 + _TIE_RTOL) + _TIE_ATOL
             tied = np.flatnonzero(distances[:, k] <= limit)
-            found = list(indices[:, :k])
-            for row in tied:
-                found[row] = self.index.radius_neighbors(
-                    z_queries[row : row + 1], radius=limit[row], return_distance=False
-                )[0]
-            return self._structure(found, n)
+            counts = np.full(n, k, dtype=np.int64)
+            extra = self._within(
+                z_queries[tied], distances[tied], indices[tied], limit[tied]
+            )
+            counts[tied] = [len(f) for f in extra]
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            flat = np.empty(indptr[-1], dtype=np.int64)
+            untied = np.ones(n, dtype=bool)
+            untied[tied] = False
+            first = np.sort(indices[untied, :k], axis=1)
+            flat[indptr[:-1][untied, None] + np.arange(k)] = first
+            for row, f in zip(tied, extra, strict=True):
+                flat[indptr[row] : indptr[row + 1]] = np.sort(f)
+            return indptr, flat
         found = self.index.radius_neighbors(
             z_queries, radius=self.radius, return_distance=False
         )
@@ -242,22 +245,36 @@ class CandidateKeys:
 
         Ties are taken at about that distance: the pooling keeps the keys exactly
         at the minimum of the recomputed distances. A few extra neighbours catch
-        them in one search; a row with more ties than that searches again.
+        them in one search; rows with more ties than that search again
+        (:meth:`_within`).
         """
         n_fetch = min(n_nearest + _EXTRA_TIES, self.n_keys)
-        distances, neighbors = self.index.kneighbors(
-            z_queries[empty], n_neighbors=n_fetch
-        )
+        rows = z_queries[empty]
+        distances, neighbors = self.index.kneighbors(rows, n_neighbors=n_fetch)
         n_nearest = min(n_nearest, self.n_keys)
         limit = distances[:, n_nearest - 1] * (1 + _TIE_RTOL) + _TIE_ATOL
-        within = distances <= limit[:, None]
-        for i, row in enumerate(empty):
-            if within[i, -1] and n_fetch < self.n_keys:  # possibly more ties
-                found[row] = self.index.radius_neighbors(
-                    z_queries[row : row + 1], radius=limit[i], return_distance=False
-                )[0]
-            else:
-                found[row] = neighbors[i, within[i]]
+        for row, f in zip(
+            empty, self._within(rows, distances, neighbors, limit), strict=True
+        ):
+            found[row] = f
+
+    def _within(self, z_rows, distances, neighbors, limit):
+        """Every key within ``limit`` of each row, from a first search's sorted
+        ``distances`` and ``neighbors``: the rows whose last fetched key is still
+        within search again, for twice as many neighbours each round, in one
+        search per round. Returns one index array per row."""
+        inside = distances <= limit[:, None]
+        found = [neighbors[i, inside[i]] for i in range(len(z_rows))]
+        fetch = distances.shape[1]
+        more = np.flatnonzero(inside[:, -1]) if fetch else np.zeros(0, int)
+        while more.size and fetch < self.n_keys:
+            fetch = min(2 * fetch, self.n_keys)
+            d, nb = self.index.kneighbors(z_rows[more], n_neighbors=fetch)
+            inside = d <= limit[more, None]
+            for r, row in enumerate(more):
+                found[row] = nb[r, inside[r]]
+            more = more[inside[:, -1]]
+        return found
 
     def _graph_candidates(self, z_queries):
         graph = self.transformer.transform(z_queries)
