@@ -134,17 +134,16 @@ class _LeaveOneOutError:
     ):
         self.kernel = get_kernel(kernel)
         self.loss = get_loss(loss)
-        # Squared residuals are measured in units of the largest |y| (one factor for
-        # every output, so the minimiser is unchanged): they cannot overflow.
-        self.y_scale = 1.0
-        if self.loss.name == "squared":
-            self.y_scale = float(np.max(np.abs(Y), initial=0.0)) or 1.0
-        self.Y = Y / self.y_scale
+        # Targets in units where the loss can neither overflow nor underflow (the
+        # minimiser is unchanged): they are also the pooled values.
+        self.Y, self.y_scale = self.loss.standardise(
+            np.asarray(Y, dtype=np.float64), sample_weight
+        )
         self.w = sample_weight
         self.n_jobs = n_jobs
         self.keys = _Keys(
             X,
-            Y,
+            self.Y,
             1.0 / bandwidth,
             sample_weight,
             self.kernel,
@@ -221,14 +220,12 @@ class _LeaveOneOutError:
                         sq[rows] + shift[rows, None], inv
                     ),
                 )
-                errors[i] += self.loss.value(
-                    pooled / self.y_scale, self.Y[c], self.w[c]
-                )
+                errors[i] += self.loss.value(pooled, self.Y[c], self.w[c])
         return errors
 
     def __call__(self, scales):
-        """Weighted leave-one-out loss for each scale factor (squared errors divided
-        by the square of the largest ``|y|``)."""
+        """Weighted leave-one-out loss for each scale factor (of the standardised
+        targets, :meth:`SquaredLoss.standardise`)."""
         scales = np.atleast_1d(np.asarray(scales, dtype=float))
         parts = map_slices(
             lambda s: self._errors_slice(scales, s),

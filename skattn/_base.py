@@ -66,13 +66,11 @@ class _AttentionPoolingBase(BaseEstimator):
         if n_neighbors is None:
             self._candidates = None
             return
-        kernel = self._kernel
-        check_neighbors(n_neighbors, kernel)
         self._candidates = CandidateKeys(
             self._features(self._keys),
             self._feature_scale(),
             n_neighbors,
-            kernel.radius,
+            self._kernel.radius,
             self._key_weights,
         )
 

@@ -30,7 +30,7 @@ rows: O(n^2 d) time, O(chunk * n) memory, no n x n x d tensor.
 
 import numpy as np
 
-from skattn._bandwidth import weighted_spread
+from skattn._bandwidth import MAX_BANDWIDTH, weighted_spread
 from skattn._engine import (
     _Keys,
     chunk_rows,
@@ -51,16 +51,6 @@ PARAM_BOUND = 25.0
 # keeps about 20 vectors of them, 160 MiB at this size.
 MAX_FULL_PARAMS = 2**20
 METRICS = ("isotropic", "diagonal", "full")
-
-
-def _standardised(Y, w):
-    """``Y`` centred on its weighted mean and divided by powers of two near its
-    largest magnitudes (exact): the leave-one-out squared error divided by the total
-    sum of squares is unchanged (pooling commutes with affine maps of the values),
-    and neither can overflow nor underflow, whatever the scale of ``y``."""
-    Y = np.ldexp(Y, -np.frexp(np.max(np.abs(Y), initial=0.0))[1])
-    Y = Y - w @ Y / w.sum()
-    return np.ldexp(Y, -np.frexp(np.max(np.abs(Y), initial=0.0))[1])
 
 
 class LeaveOneOutObjective:
@@ -116,9 +106,7 @@ class LeaveOneOutObjective:
         self.unit_weights = unit_weights
         X = np.asarray(X, dtype=np.float64)
         self.w = np.asarray(sample_weight, dtype=np.float64)
-        self.Y = np.asarray(Y, dtype=np.float64)
-        if self.loss.name == "squared":
-            self.Y = _standardised(self.Y, self.w)
+        self.Y, _ = self.loss.standardise(np.asarray(Y, dtype=np.float64), self.w)
         self.n_samples, self.n_features = X.shape
         self.n_components = n_components
         if metric == "full" and n_components * self.n_features > MAX_FULL_PARAMS:
@@ -148,17 +136,15 @@ class LeaveOneOutObjective:
     @property
     def bounds(self):
         """Box bounds of the parameters, (lower, upper), one array each:
-        log-bandwidths within ``PARAM_BOUND`` of a feature's spread (and below a
-        bandwidth of a sixteenth of the float64 range), projection entries below
+        log-bandwidths within ``PARAM_BOUND`` of a feature's spread (and below
+        ``MAX_BANDWIDTH``, a sixteenth of the float64 range), projection entries below
         ``exp(PARAM_BOUND)``. Beyond them nothing changes but overflow: a feature
         whose bandwidth is 1e-11 of its spread already separates every distinct
         value, and one at 1e11 is already ignored."""
         if self.metric == "full":
             bound = float(np.exp(PARAM_BOUND))
             return np.full(self.n_params, -bound), np.full(self.n_params, bound)
-        upper = np.minimum(
-            PARAM_BOUND, np.log(np.finfo(np.float64).max / 16) - np.log(self.spread)
-        )
+        upper = np.minimum(PARAM_BOUND, np.log(MAX_BANDWIDTH) - np.log(self.spread))
         if self.metric == "isotropic":
             upper = upper[:1]
         return -np.full(self.n_params, PARAM_BOUND), upper

@@ -27,6 +27,20 @@ class SquaredLoss:
         value = float(w @ np.einsum("ij,ij->i", residual, residual))
         return value, 2.0 * w[:, None] * residual
 
+    def standardise(self, Y, w):
+        """``Y`` centred on its weighted mean and divided by powers of two near its
+        largest magnitudes (exact): pooling commutes with affine maps of the
+        values, so the minimiser of the loss (and the loss divided by the total sum
+        of squares) is unchanged, and neither can overflow nor underflow, whatever
+        the scale of ``y``. Returns the standardised ``Y`` and its unit ``u`` (a
+        power of two): ``Y = u * standardised + mean``, the loss scales by ``u**2``.
+        """
+        first = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
+        Y = np.ldexp(Y, -first)
+        Y = Y - w @ Y / w.sum()
+        second = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
+        return np.ldexp(Y, -second), float(np.ldexp(1.0, first + second))
+
     def normaliser(self, Y, w):
         mean = w @ Y / w.sum()
         tss = float(w @ ((Y - mean) ** 2).sum(axis=1))
@@ -40,6 +54,10 @@ class LogLoss:
 
     name = "log"
     eps = np.finfo(np.float64).eps
+
+    def standardise(self, Y, w):
+        """One-hot classes are kept as they are (unit 1)."""
+        return Y, 1.0
 
     def _true_class_probability(self, P, Y):
         return np.einsum("ij,ij->i", P, Y)

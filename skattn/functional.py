@@ -66,6 +66,11 @@ def _float_array(x, name, finite=True):
     return x
 
 
+# Projections (additive attention, squeeze-and-excitation) beyond this are clipped:
+# a quarter of the float64 range, so that adding a bias cannot overflow.
+_PROJECTION_LIMIT = np.finfo(np.float64).max / 4
+
+
 def _split_rows(A):
     """``A = ldexp(M, e)`` with ``e`` one power of two per row (last axis): the
     mantissas ``M`` are at most 1 in magnitude."""
@@ -551,10 +556,9 @@ def additive_attention(
     # Projections that could leave the float range are clipped to it: each
     # feature is then a tanh of +-inf or of a finite sum, never of inf - inf (a
     # projection that large saturates tanh, whichever the other's sign).
-    limit = np.finfo(np.float64).max / 4
-    fq = _projection(query, W_q, limit)
+    fq = _projection(query, W_q)
     fq = np.broadcast_to(fq.astype(dtype, copy=False), batch + (n_queries, n_hidden))
-    fk = _projection(key, W_k, limit).astype(dtype, copy=False)[..., None, :, :]
+    fk = _projection(key, W_k).astype(dtype, copy=False)[..., None, :, :]
     w_v = w_v.astype(dtype, copy=False)
     scores = np.empty(batch + (n_queries, n_keys), dtype=dtype)
     # a query row's features: (batch, n_keys, n_hidden), then their tanh
@@ -571,15 +575,15 @@ def additive_attention(
     return (output, weights) if return_weights else output
 
 
-def _projection(X, W, limit):
-    """``X @ W`` clipped to ``[-limit, limit]``, taken by exponents (never NaN) when
-    it could overflow."""
+def _projection(X, W):
+    """``X @ W``, taken by exponents (never NaN) and clipped to
+    ``[-_PROJECTION_LIMIT, _PROJECTION_LIMIT]`` when it could overflow."""
     if _may_overflow(
         np.max(np.abs(X), initial=0.0),
         np.max(np.abs(W), initial=0.0),
         length=W.shape[0],
     ):
-        return np.clip(_scaled_products(X, W), -limit, limit)
+        return np.clip(_scaled_products(X, W), -_PROJECTION_LIMIT, _PROJECTION_LIMIT)
     return X @ W
 
 
@@ -938,12 +942,10 @@ def squeeze_excitation(x, W1, b1, W2, b2, return_gate=False):
     magnitude = np.max(np.abs(x), axis=(2, 3), initial=0.0)
     magnitude[magnitude == 0] = 1.0
     squeezed = (x / magnitude[:, :, None, None]).mean(axis=(2, 3)) * magnitude
-    limit = np.finfo(np.float64).max / 4
     with np.errstate(over="ignore"):
-        hidden = np.maximum(
-            np.clip(_projection(squeezed, W1, limit) + b1, None, limit), 0.0
-        )
-        gate = expit(_projection(hidden, W2, limit) + b2).astype(dtype, copy=False)
+        hidden = _projection(squeezed, W1) + b1  # +inf once past the range
+        hidden = np.clip(hidden, 0.0, _PROJECTION_LIMIT)  # ReLU, kept finite
+        gate = expit(_projection(hidden, W2) + b2).astype(dtype, copy=False)
     y = (x * gate[:, :, None, None]).astype(dtype, copy=False)
     return (y, gate) if return_gate else y
 
