@@ -10,13 +10,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn import get_config
 
-from skattn._engine import (
-    _Keys,
-    _squared_distances,
-    chunk_rows,
-    finish_chunk,
-    map_slices,
-)
+from skattn._engine import chunk_rows, map_slices, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
@@ -141,13 +135,13 @@ class _LeaveOneOutError:
         )
         self.w = sample_weight
         self.n_jobs = n_jobs
-        self.keys = _Keys(
+        self.keys = prepare_keys(
             X,
             self.Y,
-            1.0 / bandwidth,
-            sample_weight,
-            self.kernel,
-            X.dtype,
+            kernel=self.kernel,
+            scale=1.0 / bandwidth,
+            key_weights=sample_weight,
+            dtype=X.dtype,
             unit_weights=unit_weights,
         )
         n = X.shape[0]
@@ -170,7 +164,7 @@ class _LeaveOneOutError:
         return the shifts (zeros unless the kernel is Gaussian)."""
         keys = self.keys
         with np.errstate(over="ignore", invalid="ignore"):
-            _squared_distances(keys, keys.z[c], out)
+            keys.squared_distances(keys.z[c], out)
         shift = np.zeros(c.stop - c.start, dtype=out.dtype)
         if not self.kernel.gemm_logits:
             return shift
@@ -212,8 +206,7 @@ class _LeaveOneOutError:
                     # maximum at 0, a logit below log(tiny) + 8 weighs nothing.
                     np.maximum(e, self.logit_floor, out=e)
                 np.exp(e, out=e)
-                pooled = finish_chunk(
-                    keys,
+                pooled = keys.finish_chunk(
                     e,
                     np.arange(c.start, c.stop),
                     lambda rows, sq=sq, shift=shift, inv=inv: _scaled_rows(

@@ -44,18 +44,17 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 from skattn._kernels import get_kernel
 
 __all__ = [
+    "PreparedKeys",
     "attention_pool",
     "chunk_rows",
     "engine_threads",
-    "exact_rows",
     "exact_weights",
-    "finish_chunk",
     "map_query_chunks",
     "map_slices",
     "prepare_keys",
     "scaled_rows",
     "softmax",
-    "unnormalised_weights",
+    "weight_statistics",
 ]
 
 # Query rows per chunk are chosen so that one chunk of the query-by-key matrix stays
@@ -135,8 +134,44 @@ def weighted_mean(X, w):
     return np.average(X / magnitude, axis=0, weights=w) * magnitude
 
 
-class _Keys:
-    """Keys, weights and values prepared for the engine (one dtype throughout)."""
+def weight_statistics(p, w, starts=None):
+    """Entropy (in nats) and effective number of keys of normalised attention
+    weights ``p``, a key of weight ``w`` counting as ``w`` copies that share its
+    attention: ``-sum_j p_j log(p_j / w_j)`` and ``1 / sum_j p_j^2 / w_j``. The one
+    rule of the dense and sparse paths.
+
+    ``p`` and ``w`` are of shape (n_rows, n_keys), summed along the rows, or, with
+    ``starts``, flat entries grouped in segments that start there (one per query).
+    Entries with ``p = 0`` count for nothing (their ``w`` may be 0). Returns an
+    array of shape (n_rows, 2) in the dtype of ``p``.
+    """
+    positive = p > 0
+    safe_w = np.where(positive, w, 1.0).astype(p.dtype, copy=False)
+    entropy_terms = entr(p) + p * np.log(safe_w)
+    sum_sq_terms = p * p / safe_w
+    if starts is None:
+        entropy, sum_sq = entropy_terms.sum(axis=1), sum_sq_terms.sum(axis=1)
+    else:
+        entropy = np.add.reduceat(entropy_terms, starts)
+        sum_sq = np.add.reduceat(sum_sq_terms, starts)
+    stats = np.empty((len(entropy), 2), dtype=p.dtype)
+    stats[:, 0] = np.maximum(entropy, 0.0)
+    with np.errstate(divide="ignore"):
+        stats[:, 1] = 1.0 / sum_sq
+    return stats
+
+
+class PreparedKeys:
+    """Keys, weights and values prepared for the engine (one dtype throughout):
+    the engine's one door, built by :func:`prepare_keys`.
+
+    Estimators pool with :meth:`pool`. The bandwidth and learning layers, which
+    fill chunks of weights themselves, use :meth:`squared_distances`,
+    :meth:`unnormalised_weights`, :meth:`exact_rows` (the exact fallback's
+    distances) and :meth:`finish_chunk` (pooling, leave-one-out and the exact
+    fallback); :meth:`statistics` gives the weights' entropy and effective number
+    of keys.
+    """
 
     def __init__(
         self, keys, values, scale, key_weights, kernel, dtype, unit_weights=None
@@ -211,6 +246,246 @@ class _Keys:
         """Centre and scale rows by ``1 / h`` (:func:`scaled_rows`)."""
         return scaled_rows(queries, self.center, self.scale, self.dtype)
 
+    def squared_distances(self, qz, out):
+        """Write scaled squared distances between ``qz`` and the keys into ``out``."""
+        np.matmul(_augment_queries(qz), self.aug_t, out=out)
+        if self.kernel.gemm_logits:
+            out -= self.log_w  # the gaussian key matrix carries the log-weights
+        np.minimum(out, 0.0, out=out)  # cancellation can make -sq / 2 slightly positive
+        out *= -2.0
+        if self.kernel.uses_distance:
+            # Kernels with a kink at 0 amplify cancellation near 0 through sqrt:
+            # recompute small squared distances exactly from the differences.
+            q_sq = np.einsum("ij,ij->i", qz, qz)
+            eps = np.finfo(self.dtype).eps
+            limit = 64 * eps * (q_sq.max(initial=0.0) + self.sq_norms_max)
+            rows, cols = np.nonzero(out < limit)
+            if rows.size:
+                diff = qz[rows] - self.z[cols]
+                out[rows, cols] = np.einsum("ij,ij->i", diff, diff)
+        return out
+
+    def exact_squared_distances(self, q_rows, q_raw, out):
+        """Squared distances of a few rows, free of NaN for any finite scaled data and
+        independent of the keys' order near each row's minimum; and, for rows whose
+        every squared distance overflows, finite stand-ins that order the keys alike.
+
+        Returns ``(out, proxy)``: ``proxy`` is None when no row overflows throughout,
+        else ``out`` with those rows replaced by their squared differences divided by
+        the square of the row's largest difference.
+
+        The distance GEMM is used when it is finite; otherwise each non-finite row's
+        differences are taken directly and scaled by their largest magnitude before
+        squaring (no ``inf - inf``). A squared distance beyond the dtype's range becomes
+        ``inf``: its key gets weight 0, and a row whose every key is that far shares its
+        attention among them by weight.
+
+        The GEMM's rounding (which can depend on a key's position in the matrix) may
+        order keys that are equidistant from a row arbitrarily, and these rows are the
+        ones whose weights concentrate on the nearest keys. So the keys within the
+        GEMM's error bound of the row's minimum are recomputed from their sorted squared
+        differences, taken from the raw rows (the centring mean's rounding depends on
+        the order of the keys): keys equidistant by symmetry then get bit-identical
+        distances and share the attention, whatever their order. Where the GEMM's error
+        bound is not negligible next to the kernel's scale (data many bandwidths from
+        the keys' centre), every key that can get weight is recomputed that way.
+        """
+        self.squared_distances(q_rows, out)
+        proxy = None
+        if not np.isfinite(out).all():
+            for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
+                diff = self.z - q_rows[r]
+                big = np.max(np.abs(diff), axis=1)
+                big[big == 0] = 1.0
+                ratio = diff / big[:, None]
+                with np.errstate(over="ignore"):
+                    out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
+                if not np.isfinite(out[r]).any():
+                    # every key beyond sqrt(max): one scale for the row keeps the order
+                    if proxy is None:
+                        proxy = out.copy()
+                    ratio = diff / max(big.max(), np.finfo(diff.dtype).tiny)
+                    proxy[r] = np.einsum("ij,ij->i", ratio, ratio)
+        with np.errstate(over="ignore", invalid="ignore"):
+            margin = 64 * self.distance_error_bound(q_rows)
+            for r in np.flatnonzero(np.isfinite(margin)):
+                lowest = out[r].min()
+                if not np.isfinite(lowest):
+                    continue
+                # every key whose weight can be non-zero next to the nearest one
+                limit = (np.sqrt(lowest) + self.kernel.reach) ** 2 + margin[r]
+                near = np.flatnonzero(out[r] <= limit)
+                if len(near) > 1 or margin[r] > self.max_distance_error:
+                    diff = (self.raw[near] - q_raw[r]) * self.scale
+                    exact = np.sort(diff * diff, axis=1).sum(axis=1)
+                    finite = np.isfinite(exact)
+                    out[r, near[finite]] = exact[finite]
+        return out, proxy
+
+    def distance_error_bound(self, qz):
+        """A bound (up to a small factor) of the GEMM's error in each row's squared
+        distances to the keys that can weigh next to its nearest: they are differences
+        of squared norms of that size. Keys farther than the kernel's reach from the row
+        weigh nothing whatever the error, so a far outlier among the keys does not make
+        every row inexact."""
+        q_sq = np.einsum("ij,ij->i", qz, qz).astype(np.float64)
+        reach_sq = (np.sqrt(q_sq) + self.kernel.reach) ** 2
+        k_sq = np.minimum(self.sq_norms_max, reach_sq)
+        return np.finfo(self.dtype).eps * (q_sq + k_sq)
+
+    def finish_chunk(self, e, own, sq_rows, normalize=False, inexact=None):
+        """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
+
+        Sets the leave-one-out self weights (``own``: the key index of each row of the
+        chunk, -1 where it is not a key, or None outside leave-one-out mode), pools by
+        one GEMM with a column of ones, and recomputes exactly the rows whose
+        normaliser underflowed or is zero (``sq_rows(rows)`` gives their scaled squared
+        distances and a finite stand-in that orders the keys alike where those
+        overflow, or None; see :func:`exact_weights`), and also the rows flagged
+        ``inexact`` (distance GEMM too coarse for them). With ``normalize``, ``e`` is
+        normalised in place into attention weights. Returns the pooled values of the
+        chunk, in the values' dtype.
+        """
+        if own is not None:
+            has = np.flatnonzero(own >= 0)
+            e[has, own[has]] = np.exp(self.self_log_w[own[has]])
+        pooled = e @ self.values_aug
+        norm = pooled[:, -1]
+        ok = (norm >= self.tiny) & np.isfinite(norm)
+        if inexact is not None:
+            ok &= ~inexact
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            sq, proxy = sq_rows(bad)
+            exact = exact_weights(
+                self.kernel,
+                sq,
+                self.log_w,
+                None if own is None else own[bad],
+                self.self_log_w,
+                proxy=proxy,
+            ).astype(e.dtype, copy=False)
+            e[bad] = exact
+            norm[bad] = 1.0
+            pooled[bad] = exact @ self.values_aug
+        result = pooled[:, :-1].astype(self.values_dtype)
+        result /= norm[:, None]
+        result = np.ldexp(result, self.values_exponent, out=result)
+        np.clip(result, self.values_min, self.values_max, out=result)
+        if normalize:
+            e /= norm[:, None]
+        return result
+
+    def unnormalised_weights(self, qz, out, sq_out=None):
+        """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``.
+
+        The logits ``log K + log w`` are at most 0 (the softmax shift is their provable
+        upper bound, see the module's notes). For the Gaussian kernel they come straight
+        out of one GEMM; other kernels go through the scaled squared distances, which
+        are kept in ``sq_out`` when it is given. Returns ``out``.
+        """
+        if self.kernel.gemm_logits:
+            np.matmul(_augment_queries(qz), self.aug_t, out=out)
+        else:
+            sq = self.squared_distances(qz, out if sq_out is None else sq_out)
+            self.kernel.log_kernel(sq, out)
+            if not self.uniform:
+                out += self.log_w
+        return np.exp(out, out=out)
+
+    def exact_rows(self, qz, q_raw):
+        """The ``sq_rows`` of :func:`finish_chunk` for a chunk of queries: the exact
+        squared distances of some of its rows (``qz`` scaled, ``q_raw`` as given)."""
+
+        def sq_rows(rows):
+            out = np.empty((len(rows), self.n_keys), self.dtype)
+            return self.exact_squared_distances(qz[rows], q_raw[rows], out)
+
+        return sq_rows
+
+    def statistics(self, e, own):
+        """Entropy and effective number of keys of normalised weights ``e`` of a
+        chunk (:func:`weight_statistics`); in leave-one-out mode (``own``: each
+        row's own key) a row's own key keeps ``w - u`` of its weight (``u`` one
+        copy's)."""
+        w = np.broadcast_to(self.w.astype(e.dtype), e.shape)
+        if own is not None:
+            w = w.copy()
+            has = np.flatnonzero(own >= 0)
+            left = self.w[own[has]] - self.unit[own[has]]
+            w[has, own[has]] = np.maximum(left, 0.0)
+        return weight_statistics(e, w)
+
+    def pool(
+        self,
+        queries,
+        *,
+        loo=False,
+        n_jobs=None,
+        return_weights=False,
+        return_stats=False,
+    ):
+        """Pool the values for every query (:func:`attention_pool`'s result).
+
+        ``queries`` of shape (n_queries, n_features), or None with ``loo``: every
+        key is then a query and keeps ``w - u`` copies of itself.
+        """
+        dtype = self.dtype
+        if loo:
+            if queries is not None:
+                raise ValueError("queries must be None in leave-one-out mode.")
+            n_queries = self.n_keys
+        else:
+            queries = np.asarray(queries)
+            n_queries = queries.shape[0]
+        out = np.empty((n_queries, self.n_outputs), dtype=self.values_dtype)
+        weights = (
+            np.empty((n_queries, self.n_keys), dtype=dtype) if return_weights else None
+        )
+        stats = np.empty((n_queries, 2), dtype=dtype) if return_stats else None
+        if n_queries:
+            rows = chunk_rows(self.n_keys, dtype.itemsize)
+            map_slices(
+                lambda s: self._pool_slice(queries, s, loo, rows, out, weights, stats),
+                n_queries,
+                rows,
+                n_jobs,
+            )
+        result = (out,)
+        if return_weights:
+            result += (weights,)
+        if return_stats:
+            result += (stats,)
+        return result if len(result) > 1 else out
+
+    def _pool_chunk(self, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out):
+        e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
+        self.unnormalised_weights(qz, e)
+        own = np.arange(s.start, s.stop) if loo else None
+        inexact = self.distance_error_bound(qz) > self.max_distance_error
+        out[s] = self.finish_chunk(
+            e,
+            own,
+            self.exact_rows(qz, self.raw[s] if loo else queries_raw),
+            normalize=weights_out is not None or stats_out is not None,
+            inexact=inexact if inexact.any() else None,
+        )
+        if stats_out is not None:
+            stats_out[s] = self.statistics(e, own)
+
+    def _pool_slice(self, queries, s, loo, rows, out, weights_out, stats_out):
+        buffer = None
+        if weights_out is None:
+            buffer = np.empty((min(rows, s.stop - s.start), self.n_keys), self.dtype)
+        # Overflow in the distance GEMM (data huge next to the bandwidth) is caught by
+        # the check of the normaliser and recomputed exactly: no warning needed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(s.start, s.stop, rows):
+                c = slice(start, min(start + rows, s.stop))
+                raw = None if loo else np.asarray(queries[c])
+                qz = self.z[c] if loo else self.transform_queries(raw)
+                self._pool_chunk(qz, raw, c, loo, buffer, out, weights_out, stats_out)
+
 
 def scaled_rows(X, center, scale, dtype):
     """``(X - center) * scale`` in ``dtype``: rows centred and scaled by ``1 / h``.
@@ -233,96 +508,6 @@ def _augment_queries(qz):
     q_aug[:, d] = -0.5 * np.einsum("ij,ij->i", qz, qz)
     q_aug[:, d + 1] = 1.0
     return q_aug
-
-
-def _squared_distances(keys, qz, out):
-    """Write scaled squared distances between ``qz`` and the keys into ``out``."""
-    np.matmul(_augment_queries(qz), keys.aug_t, out=out)
-    if keys.kernel.gemm_logits:
-        out -= keys.log_w  # the gaussian key matrix carries the log-weights
-    np.minimum(out, 0.0, out=out)  # cancellation can make -sq / 2 slightly positive
-    out *= -2.0
-    if keys.kernel.uses_distance:
-        # Kernels with a kink at 0 amplify cancellation near 0 through sqrt:
-        # recompute small squared distances exactly from the differences.
-        q_sq = np.einsum("ij,ij->i", qz, qz)
-        eps = np.finfo(keys.dtype).eps
-        limit = 64 * eps * (q_sq.max(initial=0.0) + keys.sq_norms_max)
-        rows, cols = np.nonzero(out < limit)
-        if rows.size:
-            diff = qz[rows] - keys.z[cols]
-            out[rows, cols] = np.einsum("ij,ij->i", diff, diff)
-    return out
-
-
-def _exact_squared_distances(keys, q_rows, q_raw, out):
-    """Squared distances of a few rows, free of NaN for any finite scaled data and
-    independent of the keys' order near each row's minimum; and, for rows whose
-    every squared distance overflows, finite stand-ins that order the keys alike.
-
-    Returns ``(out, proxy)``: ``proxy`` is None when no row overflows throughout,
-    else ``out`` with those rows replaced by their squared differences divided by
-    the square of the row's largest difference.
-
-    The distance GEMM is used when it is finite; otherwise each non-finite row's
-    differences are taken directly and scaled by their largest magnitude before
-    squaring (no ``inf - inf``). A squared distance beyond the dtype's range becomes
-    ``inf``: its key gets weight 0, and a row whose every key is that far shares its
-    attention among them by weight.
-
-    The GEMM's rounding (which can depend on a key's position in the matrix) may
-    order keys that are equidistant from a row arbitrarily, and these rows are the
-    ones whose weights concentrate on the nearest keys. So the keys within the
-    GEMM's error bound of the row's minimum are recomputed from their sorted squared
-    differences, taken from the raw rows (the centring mean's rounding depends on
-    the order of the keys): keys equidistant by symmetry then get bit-identical
-    distances and share the attention, whatever their order. Where the GEMM's error
-    bound is not negligible next to the kernel's scale (data many bandwidths from
-    the keys' centre), every key that can get weight is recomputed that way.
-    """
-    _squared_distances(keys, q_rows, out)
-    proxy = None
-    if not np.isfinite(out).all():
-        for r in np.flatnonzero(~np.isfinite(out).all(axis=1)):
-            diff = keys.z - q_rows[r]
-            big = np.max(np.abs(diff), axis=1)
-            big[big == 0] = 1.0
-            ratio = diff / big[:, None]
-            with np.errstate(over="ignore"):
-                out[r] = np.einsum("ij,ij->i", ratio, ratio) * big * big
-            if not np.isfinite(out[r]).any():
-                # every key beyond sqrt(max): one scale for the row keeps the order
-                if proxy is None:
-                    proxy = out.copy()
-                ratio = diff / max(big.max(), np.finfo(diff.dtype).tiny)
-                proxy[r] = np.einsum("ij,ij->i", ratio, ratio)
-    with np.errstate(over="ignore", invalid="ignore"):
-        margin = 64 * _distance_error_bound(keys, q_rows)
-        for r in np.flatnonzero(np.isfinite(margin)):
-            lowest = out[r].min()
-            if not np.isfinite(lowest):
-                continue
-            # every key whose weight can be non-zero next to the nearest one
-            limit = (np.sqrt(lowest) + keys.kernel.reach) ** 2 + margin[r]
-            near = np.flatnonzero(out[r] <= limit)
-            if len(near) > 1 or margin[r] > keys.max_distance_error:
-                diff = (keys.raw[near] - q_raw[r]) * keys.scale
-                exact = np.sort(diff * diff, axis=1).sum(axis=1)
-                finite = np.isfinite(exact)
-                out[r, near[finite]] = exact[finite]
-    return out, proxy
-
-
-def _distance_error_bound(keys, qz):
-    """A bound (up to a small factor) of the GEMM's error in each row's squared
-    distances to the keys that can weigh next to its nearest: they are differences
-    of squared norms of that size. Keys farther than the kernel's reach from the row
-    weigh nothing whatever the error, so a far outlier among the keys does not make
-    every row inexact."""
-    q_sq = np.einsum("ij,ij->i", qz, qz).astype(np.float64)
-    reach_sq = (np.sqrt(q_sq) + keys.kernel.reach) ** 2
-    k_sq = np.minimum(keys.sq_norms_max, reach_sq)
-    return np.finfo(keys.dtype).eps * (q_sq + k_sq)
 
 
 def segment_weights(kernel, sq, log_w, starts, proxy=None):
@@ -438,132 +623,6 @@ def exact_weights(kernel, sq, log_w, own=None, self_log_w=None, proxy=None):
         None if proxy is None else proxy.ravel(),
     )
     return weights.reshape(n_rows, n_keys)
-
-
-def finish_chunk(keys, e, own, sq_rows, normalize=False, inexact=None):
-    """Pool one chunk of unnormalised weights ``e = exp(logits)``, logits <= 0.
-
-    Sets the leave-one-out self weights (``own``: the key index of each row of the
-    chunk, -1 where it is not a key, or None outside leave-one-out mode), pools by
-    one GEMM with a column of ones, and recomputes exactly the rows whose
-    normaliser underflowed or is zero (``sq_rows(rows)`` gives their scaled squared
-    distances and a finite stand-in that orders the keys alike where those
-    overflow, or None; see :func:`exact_weights`), and also the rows flagged
-    ``inexact`` (distance GEMM too coarse for them). With ``normalize``, ``e`` is
-    normalised in place into attention weights. Returns the pooled values of the
-    chunk, in the values' dtype.
-    """
-    if own is not None:
-        has = np.flatnonzero(own >= 0)
-        e[has, own[has]] = np.exp(keys.self_log_w[own[has]])
-    pooled = e @ keys.values_aug
-    norm = pooled[:, -1]
-    ok = (norm >= keys.tiny) & np.isfinite(norm)
-    if inexact is not None:
-        ok &= ~inexact
-    bad = np.flatnonzero(~ok)
-    if bad.size:
-        sq, proxy = sq_rows(bad)
-        exact = exact_weights(
-            keys.kernel,
-            sq,
-            keys.log_w,
-            None if own is None else own[bad],
-            keys.self_log_w,
-            proxy=proxy,
-        ).astype(e.dtype, copy=False)
-        e[bad] = exact
-        norm[bad] = 1.0
-        pooled[bad] = exact @ keys.values_aug
-    result = pooled[:, :-1].astype(keys.values_dtype)
-    result /= norm[:, None]
-    result = np.ldexp(result, keys.values_exponent, out=result)
-    np.clip(result, keys.values_min, keys.values_max, out=result)
-    if normalize:
-        e /= norm[:, None]
-    return result
-
-
-def unnormalised_weights(keys, qz, out, sq_out=None):
-    """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``.
-
-    The logits ``log K + log w`` are at most 0 (the softmax shift is their provable
-    upper bound, see the module's notes). For the Gaussian kernel they come straight
-    out of one GEMM; other kernels go through the scaled squared distances, which
-    are kept in ``sq_out`` when it is given. Returns ``out``.
-    """
-    if keys.kernel.gemm_logits:
-        np.matmul(_augment_queries(qz), keys.aug_t, out=out)
-    else:
-        sq = _squared_distances(keys, qz, out if sq_out is None else sq_out)
-        keys.kernel.log_kernel(sq, out)
-        if not keys.uniform:
-            out += keys.log_w
-    return np.exp(out, out=out)
-
-
-def exact_rows(keys, qz, q_raw):
-    """The ``sq_rows`` of :func:`finish_chunk` for a chunk of queries: the exact
-    squared distances of some of its rows (``qz`` scaled, ``q_raw`` as given)."""
-
-    def sq_rows(rows):
-        out = np.empty((len(rows), keys.n_keys), keys.dtype)
-        return _exact_squared_distances(keys, qz[rows], q_raw[rows], out)
-
-    return sq_rows
-
-
-def _concentration(keys, e, own):
-    """Entropy and effective number of keys of normalised weights ``e``, counting
-    a key of weight ``w`` as ``w`` copies (each gets ``1 / w`` of its attention):
-    ``-sum_j p_j log(p_j / w_j)`` and ``1 / sum_j p_j^2 / w_j``. In leave-one-out
-    mode a row's own key keeps ``w - u`` of its weight (``u`` one copy's)."""
-    inverse_w = (1.0 / keys.w).astype(e.dtype)
-    log_w = np.log(keys.w).astype(e.dtype)
-    sum_sq = np.einsum("ij,ij->i", e, e * inverse_w)
-    entropy = entr(e).sum(axis=1) + e @ log_w
-    if own is not None:
-        p = e[np.arange(len(own)), own]
-        kept = p > 0  # weight w - u > 0
-        w_own = keys.w[own[kept]]
-        left = w_own - keys.unit[own[kept]]
-        sum_sq[kept] += p[kept] ** 2 * (1.0 / left - 1.0 / w_own)
-        entropy[kept] += p[kept] * (np.log(left) - np.log(w_own))
-    stats = np.empty((len(e), 2), dtype=e.dtype)
-    stats[:, 0] = np.maximum(entropy, 0.0)
-    stats[:, 1] = 1.0 / sum_sq
-    return stats
-
-
-def _pool_chunk(keys, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out):
-    e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
-    unnormalised_weights(keys, qz, e)
-    own = np.arange(s.start, s.stop) if loo else None
-    inexact = _distance_error_bound(keys, qz) > keys.max_distance_error
-    out[s] = finish_chunk(
-        keys,
-        e,
-        own,
-        exact_rows(keys, qz, keys.raw[s] if loo else queries_raw),
-        normalize=weights_out is not None or stats_out is not None,
-        inexact=inexact if inexact.any() else None,
-    )
-    if stats_out is not None:
-        stats_out[s] = _concentration(keys, e, own)
-
-
-def _pool_slice(keys, queries, s, loo, rows, out, weights_out, stats_out):
-    buffer = None
-    if weights_out is None:
-        buffer = np.empty((min(rows, s.stop - s.start), keys.n_keys), keys.dtype)
-    # Overflow in the distance GEMM (data huge next to the bandwidth) is caught by
-    # the check of the normaliser and recomputed exactly: no warning needed.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(s.start, s.stop, rows):
-            c = slice(start, min(start + rows, s.stop))
-            raw = None if loo else np.asarray(queries[c])
-            qz = keys.z[c] if loo else keys.transform_queries(raw)
-            _pool_chunk(keys, qz, raw, c, loo, buffer, out, weights_out, stats_out)
 
 
 # Most tasks of a threaded map: the tasks are handed to the threads as they become
@@ -753,12 +812,24 @@ def _apply(func, packed_rows, args):
 
 
 def prepare_keys(
-    keys, values, *, kernel="gaussian", scale=None, key_weights=None, dtype=None
+    keys,
+    values,
+    *,
+    kernel="gaussian",
+    scale=None,
+    key_weights=None,
+    dtype=None,
+    unit_weights=None,
 ):
-    """Keys, values and weights prepared once for :func:`attention_pool`, which
-    takes them in place of ``keys`` (its ``values``, ``kernel``, ``scale``,
-    ``key_weights`` and ``dtype`` must then be None): threads that pool chunks of
-    queries share one copy. The parameters are those of :func:`attention_pool`."""
+    """Keys, values and weights prepared once: a :class:`PreparedKeys`.
+
+    Its :meth:`~PreparedKeys.pool` pools the values for queries (or leave-one-out);
+    :func:`attention_pool` also takes it in place of ``keys`` (its ``values``,
+    ``kernel``, ``scale``, ``key_weights`` and ``dtype`` must then be None), and
+    threads that pool chunks of queries share one copy. The parameters are those
+    of :func:`attention_pool`; ``unit_weights`` is the weight of one copy of each
+    key (1 by default, a class weight for classifiers), which leave-one-out takes
+    out of the row's own key."""
     kernel = get_kernel(kernel)
     keys = np.asarray(keys)
     dtype = np.dtype(keys.dtype if dtype is None else dtype)
@@ -766,7 +837,7 @@ def prepare_keys(
         dtype = np.dtype(np.float64)
     if scale is None:
         scale = np.ones(keys.shape[1])
-    return _Keys(keys, values, scale, key_weights, kernel, dtype)
+    return PreparedKeys(keys, values, scale, key_weights, kernel, dtype, unit_weights)
 
 
 def attention_pool(
@@ -822,7 +893,7 @@ def attention_pool(
     stats : ndarray of shape (n_queries, 2)
         Only if ``return_stats``: entropy and effective number of keys.
     """
-    if isinstance(keys, _Keys):
+    if isinstance(keys, PreparedKeys):
         given = {
             "values": values,
             "kernel": kernel,
@@ -846,30 +917,10 @@ def attention_pool(
             key_weights=key_weights,
             dtype=dtype,
         )
-    dtype = prepared.dtype
-    if loo:
-        if queries is not None:
-            raise ValueError("queries must be None in leave-one-out mode.")
-        n_queries = prepared.n_keys
-    else:
-        queries = np.asarray(queries)
-        n_queries = queries.shape[0]
-    out = np.empty((n_queries, prepared.n_outputs), dtype=prepared.values_dtype)
-    weights = (
-        np.empty((n_queries, prepared.n_keys), dtype=dtype) if return_weights else None
+    return prepared.pool(
+        queries,
+        loo=loo,
+        n_jobs=n_jobs,
+        return_weights=return_weights,
+        return_stats=return_stats,
     )
-    stats = np.empty((n_queries, 2), dtype=dtype) if return_stats else None
-    if n_queries:
-        rows = chunk_rows(prepared.n_keys, dtype.itemsize)
-        map_slices(
-            lambda s: _pool_slice(prepared, queries, s, loo, rows, out, weights, stats),
-            n_queries,
-            rows,
-            n_jobs,
-        )
-    result = (out,)
-    if return_weights:
-        result += (weights,)
-    if return_stats:
-        result += (stats,)
-    return result if len(result) > 1 else out

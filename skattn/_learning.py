@@ -31,15 +31,7 @@ rows: O(n^2 d) time, O(chunk * n) memory, no n x n x d tensor.
 import numpy as np
 
 from skattn._bandwidth import MAX_BANDWIDTH, weighted_spread
-from skattn._engine import (
-    _Keys,
-    chunk_rows,
-    exact_rows,
-    finish_chunk,
-    map_slices,
-    unnormalised_weights,
-    weighted_mean,
-)
+from skattn._engine import chunk_rows, map_slices, prepare_keys, weighted_mean
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
@@ -221,13 +213,12 @@ class LeaveOneOutObjective:
         def of_keys(a):  # the rows that are keys (no copy when they all are)
             return a if candidates is None or a is None else a[candidates]
 
-        keys = _Keys(
+        keys = prepare_keys(
             of_keys(projected),
             of_keys(self.Y),
-            np.ones(projected.shape[1]),
-            of_keys(self.w),
-            self.kernel,
-            np.float64,
+            kernel=self.kernel,
+            key_weights=of_keys(self.w),
+            dtype=np.float64,
             unit_weights=of_keys(self.unit_weights),
         )
         Y_keys, Z_keys = of_keys(self.Y), of_keys(self.Z)
@@ -290,9 +281,9 @@ class LeaveOneOutObjective:
                 qz = keys.transform_queries(q_raw)  # as keys.z, elementwise
                 e = e_buf[:m]
                 sq = None if gaussian else sq_buf[:m]
-                unnormalised_weights(keys, qz, e, sq_out=sq)
-                pooled = finish_chunk(
-                    keys, e, chunk_own, exact_rows(keys, qz, q_raw), normalize=True
+                keys.unnormalised_weights(qz, e, sq_out=sq)
+                pooled = keys.finish_chunk(
+                    e, chunk_own, keys.exact_rows(qz, q_raw), normalize=True
                 )
                 value, G = self.loss.value_and_gradient(
                     pooled, self.Y[chunk], self.w[chunk]

@@ -26,11 +26,15 @@ from numbers import Integral
 
 import numpy as np
 from scipy import sparse
-from scipy.special import entr
 from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 
-from skattn._engine import scaled_rows, segment_weights, weighted_mean
+from skattn._engine import (
+    scaled_rows,
+    segment_weights,
+    weight_statistics,
+    weighted_mean,
+)
 from skattn._kernels import KERNELS
 from skattn.utils._sklearn_compat import HasMethods, Interval, StrOptions
 
@@ -417,14 +421,7 @@ def candidate_attention_pool(
         if return_weights:
             data[lo:hi] = p
         if return_stats:
-            # -sum p log(p / w) and 1 / sum p^2 / w, over the entries with p > 0
-            positive = p > 0
-            safe_w = np.where(positive, cand_w, 1.0)
-            with np.errstate(divide="ignore"):
-                entropy = np.add.reduceat(entr(p) + p * np.log(safe_w), starts)
-                sum_sq = np.add.reduceat(p * p / safe_w, starts)
-                stats[start:stop, 0] = np.maximum(entropy, 0.0)
-                stats[start:stop, 1] = 1.0 / sum_sq
+            stats[start:stop] = weight_statistics(p, cand_w, starts)
         if return_bound and not complete:
             # E / (S + E) with S = sum of the candidates' w K, E = W_out * K(r_k),
             # both relative to the largest candidate's w K (a far query's kernel
