@@ -100,12 +100,13 @@ class _MetricLearner:
             self.components_ = objective.components_from_params(params)
             if hasattr(self, "bandwidth_"):
                 del self.bandwidth_
+            self._fit_head(np.ones(len(self.components_)), self.components_)
         else:
             self.bandwidth_ = objective.bandwidth_from_params(params)
             if hasattr(self, "components_"):
                 del self.components_
+            self._fit_head(1.0 / self.bandwidth_)
         self.feature_importances_ = objective.relevance(params)
-        self._fit_neighbors()
         return self
 
     # -- initialisation --------------------------------------------------------
@@ -332,16 +333,6 @@ class _MetricLearner:
                 stacklevel=3,
             )
         return params
-
-    def _features(self, X):
-        if hasattr(self, "components_"):
-            return X @ self.components_.T
-        return X
-
-    def _feature_scale(self):
-        if hasattr(self, "components_"):
-            return np.ones(self.components_.shape[0])
-        return 1.0 / self.bandwidth_
 
 
 @fill_doc

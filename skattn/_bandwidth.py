@@ -14,7 +14,17 @@ from skattn._engine import chunk_rows, map_slices, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
-__all__ = ["weighted_spread", "rule_of_thumb", "cv_bandwidth"]
+__all__ = [
+    "BANDWIDTH_RULES",
+    "check_bandwidth",
+    "cv_bandwidth",
+    "rule_of_thumb",
+    "select_bandwidth",
+    "weighted_spread",
+]
+
+# The data-driven choices a ``bandwidth`` parameter may name.
+BANDWIDTH_RULES = ("scott", "silverman", "cv")
 
 # Scale factors (relative to Scott's rule) searched by the leave-one-out selection:
 # a coarse grid over four decades, then a bounded Brent search around the grid's best.
@@ -288,3 +298,98 @@ def cv_bandwidth(
     with np.errstate(over="ignore"):
         bandwidth = np.clip(base * scale, MIN_BANDWIDTH, MAX_BANDWIDTH)
     return bandwidth, scale
+
+
+def check_bandwidth(bandwidth, n_features):
+    """Validate a numeric ``bandwidth`` parameter as one positive value per feature."""
+    h = np.asarray(bandwidth)
+    if h.dtype.kind not in "iuf":
+        raise ValueError(
+            f"bandwidth must be a positive float, an array of {n_features} positive "
+            f"floats or one of {BANDWIDTH_RULES}; got {bandwidth!r}."
+        )
+    h = h.astype(np.float64)
+    if h.ndim == 0:
+        h = np.full(n_features, float(h))
+    elif h.ndim != 1 or h.shape[0] != n_features:
+        raise ValueError(
+            f"bandwidth has shape {h.shape} but X has {n_features} features; "
+            f"expected one bandwidth per feature, shape ({n_features},)."
+        )
+    with np.errstate(divide="ignore", over="ignore"):
+        reciprocal_finite = np.isfinite(1.0 / h)
+    if not np.all(np.isfinite(h)) or np.any(h <= 0) or not reciprocal_finite.all():
+        raise ValueError(
+            "bandwidth must be positive and finite for every feature, with a finite "
+            f"reciprocal; got {h.tolist()}."
+        )
+    return h
+
+
+def select_bandwidth(
+    bandwidth,
+    X,
+    Y,
+    sample_weight,
+    kernel,
+    *,
+    n_jobs=None,
+    loss="squared",
+    unit_weights=None,
+):
+    """The per-feature bandwidth that a ``bandwidth`` parameter asks for: the one
+    rule of every estimator (and every head of AttentionPooling).
+
+    Parameters
+    ----------
+    bandwidth : float, array-like of shape (n_features,) or {"scott", "silverman", \
+            "cv"}
+        A number (one for every feature, or one per feature), a rule of thumb
+        (:func:`rule_of_thumb`) or leave-one-out cross-validation
+        (:func:`cv_bandwidth`).
+    X : ndarray of shape (n_samples, n_features)
+        The rows of positive weight.
+    Y : ndarray of shape (n_samples, n_outputs) or None
+        Their targets; needed by "cv" only.
+    sample_weight : ndarray of shape (n_samples,)
+        Positive weights, acting as repetition.
+    kernel : str or Kernel
+        The kernel ("cv" only).
+    n_jobs : int or None, default=None
+        The engine's threads ("cv" only).
+    loss : {"squared", "log"}, default="squared"
+        The leave-one-out loss of "cv".
+    unit_weights : ndarray of shape (n_samples,), default=None
+        The weight of one copy of each row ("cv" only; a classifier's class
+        weights), 1 by default.
+
+    Returns
+    -------
+    bandwidth : ndarray of shape (n_features,)
+        Positive, finite, float64.
+    """
+    if isinstance(bandwidth, str):
+        if bandwidth not in BANDWIDTH_RULES:
+            raise ValueError(
+                f"bandwidth must be a positive float, an array of {X.shape[1]} "
+                f"positive floats or one of {BANDWIDTH_RULES}; got {bandwidth!r}."
+            )
+        if bandwidth != "cv":
+            return rule_of_thumb(X, sample_weight, bandwidth)
+        unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
+        if np.sum(sample_weight) <= unit:
+            raise ValueError(
+                "bandwidth='cv' needs a total sample weight above 1 (leave-one-out "
+                f"must leave at least one row); got {np.sum(sample_weight)!r}."
+            )
+        h, _ = cv_bandwidth(
+            X,
+            Y,
+            sample_weight,
+            kernel,
+            n_jobs=n_jobs,
+            loss=loss,
+            unit_weights=unit_weights,
+        )
+        return np.asarray(h, dtype=np.float64)
+    return check_bandwidth(bandwidth, X.shape[1])

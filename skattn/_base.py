@@ -9,24 +9,138 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from skattn._engine import attention_pool, map_query_chunks, prepare_keys
+from skattn._engine import map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._neighbors import CandidateKeys, check_neighbors
 from skattn.utils._sklearn_compat import validate_data
 
 
-def _pool_dense(queries, keys, return_weights):
-    """Dense attention pooling of some queries over prepared keys, on one thread."""
-    return attention_pool(queries, keys, None, n_jobs=1, return_weights=return_weights)
+class AttentionHead:
+    """One attention head over stored keys: how rows map into the space where
+    distances are taken (as given, or through a learned projection), the inverse
+    bandwidths there, the kernel, the keys' weights, and the neighbour index of
+    top-k / radius attention (None: dense attention). Every estimator pools
+    through heads: the regressors and classifiers have one, AttentionPooling one
+    per bandwidth.
+
+    Parameters
+    ----------
+    keys : ndarray of shape (n_keys, n_features)
+        The keys, in the estimator's input space.
+    key_weights : ndarray of shape (n_keys,)
+        Their positive weights (sample weights, acting as repetition).
+    kernel : Kernel
+        The kernel.
+    scale : ndarray of shape (n_features,) or (n_components,)
+        Inverse bandwidths in the head's space.
+    components : ndarray of shape (n_components, n_features), default=None
+        A linear map of rows into the head's space; None: the identity.
+    n_neighbors : int, "radius", transformer or None, default=None
+        Candidate keys of each query (:class:`~skattn._neighbors.CandidateKeys`);
+        None: every key.
+    unit_weights : ndarray of shape (n_keys,), default=None
+        The weight of one copy of each key, which leave-one-out takes out (1 by
+        default; a classifier's class weights).
+    """
+
+    def __init__(
+        self,
+        keys,
+        key_weights,
+        kernel,
+        scale,
+        *,
+        components=None,
+        n_neighbors=None,
+        unit_weights=None,
+    ):
+        self.components = components
+        self.kernel = kernel
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.key_weights = key_weights
+        self.unit_weights = unit_weights
+        self.keys = self.features(keys)
+        self.index = None
+        if n_neighbors is not None:
+            self.index = CandidateKeys(
+                self.keys, self.scale, n_neighbors, kernel.radius, key_weights
+            )
+
+    @property
+    def dense(self):
+        return self.index is None
+
+    def features(self, X):
+        """Rows in the head's space (before the ``1 / h`` scaling)."""
+        return X if self.components is None else X @ self.components.T
+
+    def prepare(self, values, dtype):
+        """A dense head's keys prepared once to pool ``values`` in ``dtype``, to be
+        shared by the threads that pool chunks of queries; None for top-k / radius
+        attention."""
+        if not self.dense:
+            return None
+        return prepare_keys(
+            self.keys,
+            values,
+            kernel=self.kernel,
+            scale=self.scale,
+            key_weights=self.key_weights,
+            dtype=dtype,
+            unit_weights=self.unit_weights,
+        )
+
+    def pool(self, X, values, *, prepared=None, loo=False, n_jobs=None, **returns):
+        """Pool ``values`` (one row per key) for the query rows ``X`` (None in
+        leave-one-out mode, where the keys are the queries): the engine's result
+        with the ``return_*`` flags asked for. ``prepared``: this head's
+        :meth:`prepare` of ``values``, when the caller has it."""
+        queries = None if loo else self.features(X)
+        if self.dense:
+            if prepared is None:
+                dtype = self.keys.dtype
+                if X is not None:
+                    dtype = np.result_type(dtype, X.dtype)
+                prepared = self.prepare(values, dtype)
+            return prepared.pool(queries, loo=loo, n_jobs=n_jobs, **returns)
+        return self.index.pool(
+            queries,
+            values,
+            kernel=self.kernel,
+            key_weights=self.key_weights,
+            loo=loo,
+            unit_weights=self.unit_weights,
+            **returns,
+        )
+
+
+def pool_rows(X, head, values, prepared, returns):
+    """:meth:`AttentionHead.pool` of some query rows on one thread (the task of
+    :func:`~skattn._engine.map_query_chunks`)."""
+    return head.pool(X, values, prepared=prepared, n_jobs=1, **returns)
 
 
 class _AttentionPoolingBase(BaseEstimator):
     """Base class: outputs are attention pooling of values stored with the keys.
 
-    Subclasses set, in ``fit``, the training set through ``_store_training_set`` and
-    define ``_features(X)`` (the space in which distances are taken) and
-    ``_feature_scale()`` (inverse bandwidths in that space).
+    ``fit`` stores the keys through ``_store_keys`` (and the values pooled,
+    ``_values``), then builds the heads with ``_fit_head`` once the bandwidths
+    are known.
     """
+
+    def _store_keys(self, X, sample_weight):
+        """Keep the rows of positive weight as keys; validate ``n_neighbors``
+        against the kernel (before any O(n^2) search of the bandwidth). Returns
+        the kept rows' indices."""
+        keep = np.flatnonzero(sample_weight > 0)
+        self.n_samples_fit_ = X.shape[0]
+        # predict uses fitted state only: set_params(kernel=...) needs a refit
+        self._kernel = get_kernel(self.kernel)
+        check_neighbors(getattr(self, "n_neighbors", None), self._kernel)
+        self._keys = X[keep]
+        self._key_weights = sample_weight[keep]
+        self._key_index = None if len(keep) == X.shape[0] else keep
+        return keep
 
     def _store_training_set(self, X, y, sample_weight):
         """Keep the rows of positive weight as keys and their targets as values.
@@ -39,75 +153,46 @@ class _AttentionPoolingBase(BaseEstimator):
         y = y.astype(y.dtype if y.dtype == np.float32 else np.float64, copy=False)
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if self._y_1d else y
-        keep = np.flatnonzero(sample_weight > 0)
-        self.n_samples_fit_ = X.shape[0]
-        # predict uses fitted state only: set_params(kernel=...) needs a refit
-        self._kernel = get_kernel(self.kernel)
-        # before any O(n^2) search of the bandwidth
-        check_neighbors(getattr(self, "n_neighbors", None), self._kernel)
-        self._keys = X[keep]
+        keep = self._store_keys(X, sample_weight)
         self._values = Y[keep]
-        self._key_weights = sample_weight[keep]
-        self._key_index = None if len(keep) == X.shape[0] else keep
         return self._keys, self._values, self._key_weights
 
-    def _features(self, X):
-        return X
+    def _pooled_values(self, dtype):
+        """The values pooled for queries of the working ``dtype``."""
+        return self._values
 
-    def _feature_scale(self):
-        return 1.0 / self.bandwidth_
-
-    def _fit_neighbors(self):
-        """Build the neighbour index of top-k / radius attention (``n_neighbors``).
-
-        Called at the end of ``fit``, once the bandwidths are known.
-        """
-        n_neighbors = getattr(self, "n_neighbors", None)
-        if n_neighbors is None:
-            self._candidates = None
-            return
-        self._candidates = CandidateKeys(
-            self._features(self._keys),
-            self._feature_scale(),
-            n_neighbors,
-            self._kernel.radius,
-            self._key_weights,
+    def _make_head(self, keys, key_weights, scale, components=None):
+        return AttentionHead(
+            keys,
+            key_weights,
+            self._kernel,
+            scale,
+            components=components,
+            n_neighbors=getattr(self, "n_neighbors", None),
         )
 
-    def _pool_candidates(self, X, dtype, return_weights, return_bound=False):
-        """Pool over each query's nearest keys (``n_neighbors`` set)."""
-        return self._candidates.pool(
-            self._features(X),
-            self._values,
-            kernel=self._kernel,
-            key_weights=self._key_weights,
-            return_weights=return_weights,
-            return_bound=return_bound,
-        )
+    def _fit_head(self, scale, components=None):
+        """The estimator's head over the stored keys (its neighbour index built
+        here when ``n_neighbors`` is set), once the bandwidths are known."""
+        self._heads = [
+            self._make_head(self._keys, self._key_weights, scale, components)
+        ]
 
-    def _pool(self, X, return_weights):
-        """Validate the queries and pool them, by chunks of rows through joblib
-        (threads, or a Dask cluster inside ``parallel_config(backend="dask")``)."""
+    def _pool(self, X, head=0, **returns):
+        """Validate the queries and pool the stored values through one head, by
+        chunks of rows over the engine's threads (or through joblib, a Dask
+        cluster inside ``parallel_config(backend="dask")``). Returns the queries'
+        dtype and the pooled result."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dtype = np.result_type(X.dtype, self._keys.dtype)
-        if getattr(self, "_candidates", None) is not None:
-            pooled = map_query_chunks(
-                self._pool_candidates, X, self.n_jobs, dtype, return_weights
-            )
-        else:
-            # The keys are prepared once, and shared by the threads of this process.
-            keys = prepare_keys(
-                self._features(self._keys),
-                self._values,
-                kernel=self._kernel,
-                scale=self._feature_scale(),
-                key_weights=self._key_weights,
-                dtype=dtype,
-            )
-            pooled = map_query_chunks(
-                _pool_dense, self._features(X), self.n_jobs, keys, return_weights
-            )
+        head = self._heads[head]
+        values = self._pooled_values(dtype)
+        # Dense keys are prepared once, and shared by the threads of this process.
+        prepared = head.prepare(values, dtype)
+        pooled = map_query_chunks(
+            pool_rows, X, self.n_jobs, head, values, prepared, returns
+        )
         return X.dtype, pooled
 
     def attention_weights(self, X):
@@ -140,7 +225,10 @@ class _AttentionPoolingBase(BaseEstimator):
         >>> (weights @ np.array([0.0, 1.0, 3.0])).round(3)  # the predictions
         array([0.561, 2.735])
         """
-        dtype, (_, weights) = self._pool(X, return_weights=True)
+        return self._attention_weights(X)
+
+    def _attention_weights(self, X, head=0):
+        dtype, (_, weights) = self._pool(X, head, return_weights=True)
         weights = weights.astype(dtype, copy=False)
         if sparse.issparse(weights):
             weights.sort_indices()
@@ -184,7 +272,7 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         >>> model.predict([[0.5], [3.0]]).round(3)
         array([0.561, 2.735])
         """
-        _, pooled = self._pool(X, return_weights=False)
+        _, pooled = self._pool(X)
         return pooled[:, 0] if self._y_1d else pooled
 
     def __sklearn_tags__(self):
@@ -259,7 +347,7 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         array([[0.975, 0.025],
                [0.5  , 0.5  ]])
         """
-        dtype, pooled = self._pool(X, return_weights=False)
+        dtype, pooled = self._pool(X)
         proba = np.clip(pooled, 0.0, 1.0)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba.astype(dtype, copy=False)

@@ -8,10 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 
 from skattn._attention import AttentionRegressor, _MetricLearner
-from skattn._bandwidth import cv_bandwidth, rule_of_thumb
+from skattn._bandwidth import select_bandwidth
 from skattn._base import _AttentionPoolingClassifier
 from skattn._kernels import KERNELS
-from skattn._nadaraya_watson import check_bandwidth
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
@@ -203,29 +202,17 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         Y, sample_weight, unit = self._encode_classes(y, sample_weight, X.dtype)
         X_kept, Y_kept, w_kept = self._store_training_set(X, Y, sample_weight)
         unit_kept = None if unit is None else unit[sample_weight > 0]
-        if isinstance(self.bandwidth, str):
-            if cv:
-                if w_kept.sum() <= (1.0 if unit is None else unit_kept.max()):
-                    raise ValueError(
-                        "bandwidth='cv' needs a total sample weight above 1 "
-                        "(leave-one-out must leave at least one row); got "
-                        f"{w_kept.sum()!r}."
-                    )
-                bandwidth, _ = cv_bandwidth(
-                    X_kept,
-                    Y_kept,
-                    w_kept,
-                    self.kernel,
-                    n_jobs=self.n_jobs,
-                    loss="log",
-                    unit_weights=unit_kept,
-                )
-            else:
-                bandwidth = rule_of_thumb(X_kept, w_kept, self.bandwidth)
-        else:
-            bandwidth = check_bandwidth(self.bandwidth, X.shape[1])
-        self.bandwidth_ = np.asarray(bandwidth, dtype=np.float64)
-        self._fit_neighbors()
+        self.bandwidth_ = select_bandwidth(
+            self.bandwidth,
+            X_kept,
+            Y_kept,
+            w_kept,
+            self._kernel,
+            n_jobs=self.n_jobs,
+            loss="log",
+            unit_weights=unit_kept,
+        )
+        self._fit_head(1.0 / self.bandwidth_)
         return self
 
 

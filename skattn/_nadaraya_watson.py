@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skattn._bandwidth import cv_bandwidth, rule_of_thumb
+from skattn._bandwidth import select_bandwidth
 from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
@@ -20,32 +20,6 @@ from skattn.utils._sklearn_compat import (
 )
 
 __all__ = ["NadarayaWatsonRegressor"]
-
-
-def check_bandwidth(bandwidth, n_features):
-    """Validate a numeric ``bandwidth`` parameter as one positive value per feature."""
-    h = np.asarray(bandwidth)
-    if h.dtype.kind not in "iuf":
-        raise ValueError(
-            f"bandwidth must be a positive float, an array of {n_features} positive "
-            f"floats or one of 'scott', 'silverman', 'cv'; got {bandwidth!r}."
-        )
-    h = h.astype(np.float64)
-    if h.ndim == 0:
-        h = np.full(n_features, float(h))
-    elif h.ndim != 1 or h.shape[0] != n_features:
-        raise ValueError(
-            f"bandwidth has shape {h.shape} but X has {n_features} features; "
-            f"expected one bandwidth per feature, shape ({n_features},)."
-        )
-    with np.errstate(divide="ignore", over="ignore"):
-        reciprocal_finite = np.isfinite(1.0 / h)
-    if not np.all(np.isfinite(h)) or np.any(h <= 0) or not reciprocal_finite.all():
-        raise ValueError(
-            "bandwidth must be positive and finite for every feature, with a finite "
-            f"reciprocal; got {h.tolist()}."
-        )
-    return h
 
 
 @fill_doc
@@ -228,22 +202,9 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         sample_weight = check_sample_weight(sample_weight, X)
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
 
-        if isinstance(self.bandwidth, str):
-            if self.bandwidth == "cv":
-                if w_kept.sum() <= 1:
-                    raise ValueError(
-                        "bandwidth='cv' needs a total sample weight above 1 "
-                        "(leave-one-out must leave at least one row); got "
-                        f"{w_kept.sum()!r}."
-                    )
-                bandwidth, _ = cv_bandwidth(
-                    X_kept, Y_kept, w_kept, self.kernel, n_jobs=self.n_jobs
-                )
-            else:
-                bandwidth = rule_of_thumb(X_kept, w_kept, self.bandwidth)
-        else:
-            bandwidth = check_bandwidth(self.bandwidth, X.shape[1])
-
-        self.bandwidth_ = np.asarray(bandwidth, dtype=np.float64)
-        self._fit_neighbors()
+        bandwidth = select_bandwidth(
+            self.bandwidth, X_kept, Y_kept, w_kept, self._kernel, n_jobs=self.n_jobs
+        )
+        self.bandwidth_ = bandwidth
+        self._fit_head(1.0 / bandwidth)
         return self

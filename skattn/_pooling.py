@@ -5,30 +5,33 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from skattn._attention import AttentionRegressor
-from skattn._bandwidth import cv_bandwidth, rule_of_thumb
-from skattn._engine import attention_pool, map_query_chunks, prepare_keys
-from skattn._kernels import KERNELS, get_kernel
+from skattn._bandwidth import (
+    BANDWIDTH_RULES,
+    check_bandwidth,
+    select_bandwidth,
+)
+from skattn._base import _AttentionPoolingBase
+from skattn._engine import map_query_chunks
+from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS
-from skattn._nadaraya_watson import check_bandwidth
-from skattn._neighbors import NEIGHBORS_CONSTRAINT, CandidateKeys, check_neighbors
+from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
     _fit_context,
+    check_feature_names_in,
     check_sample_weight,
     validate_data,
 )
 
 __all__ = ["AttentionPooling"]
-
-_RULES = ("scott", "silverman", "cv")
 
 
 def _head_specs(bandwidth):
@@ -42,17 +45,18 @@ def _head_specs(bandwidth):
 
 def _check_spec(spec, n_features):
     if isinstance(spec, str):
-        if spec not in _RULES:
+        if spec not in BANDWIDTH_RULES:
             raise ValueError(
                 f"A head's bandwidth must be a positive float, an array of "
-                f"{n_features} positive floats or one of {_RULES}; got {spec!r}."
+                f"{n_features} positive floats or one of {BANDWIDTH_RULES}; got "
+                f"{spec!r}."
             )
         return spec
     return check_bandwidth(spec, n_features)
 
 
 @fill_doc
-class AttentionPooling(TransformerMixin, BaseEstimator):
+class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
     """Attention-pooled training targets and features, as features.
 
     ``fit`` stores the training rows as keys, with their targets and/or features as
@@ -156,6 +160,9 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
     target_type_ : str or None
         "continuous", "binary" or "multiclass"; None when ``y`` was not used.
 
+    n_samples_fit_ : int
+        Number of training rows; the columns of :meth:`attention_weights`.
+
     classes_ : ndarray of shape (n_classes,)
         The classes of a binary or multiclass target.
 
@@ -219,7 +226,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         "kernel": [StrOptions(set(KERNELS))],
         "bandwidth": [
             Interval(Real, 0, None, closed="neither"),
-            StrOptions(set(_RULES)),
+            StrOptions(set(BANDWIDTH_RULES)),
             "array-like",
             list,
             tuple,
@@ -353,38 +360,11 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                [3.604]])
         """
         X, y, T, w = self._fit(X, y, sample_weight)
-        n = X.shape[0]
-        kept = np.flatnonzero(w > 0)
-        dropped = np.flatnonzero(w == 0)
         blocks = []
         if self._pool_target:
             blocks.append(self._cross_fitted_targets(X, y, T, w))
         if self._pool_features or self._n_stats:
-            loo_parts = []
-            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True):
-                part = np.empty((n, X.shape[1] * self._pool_features + self._n_stats))
-                part[kept] = self._head(
-                    None,
-                    X[kept],
-                    None,
-                    w[kept],
-                    bandwidth,
-                    features=True,
-                    loo=True,
-                    index=index,
-                )
-                if dropped.size:
-                    part[dropped] = self._head(
-                        X[dropped],
-                        X[kept],
-                        None,
-                        w[kept],
-                        bandwidth,
-                        features=True,
-                        index=index,
-                    )
-                loo_parts.append(part)
-            blocks.append(loo_parts)
+            blocks.append(self._left_out_features(X, w))
         return self._assemble(blocks).astype(X.dtype, copy=False)
 
     def _fit(self, X, y, sample_weight):
@@ -418,7 +398,6 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                 "learn_bandwidth=True needs a kernel with full support, differentiable "
                 f"almost everywhere {LEARNABLE_KERNELS}; got kernel={self.kernel!r}."
             )
-        check_neighbors(self.n_neighbors, self._kernel)
         sample_weight = check_sample_weight(sample_weight, X)
         if needs_y:
             T = self._encode_target(y, X.dtype)
@@ -432,15 +411,13 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         ]
         self._scales = self._check_scales()
 
-        kept = sample_weight > 0
-        self._keys = X[kept]
-        self._key_weights = sample_weight[kept]
-        self._targets = None if T is None else T[kept]
+        keep = self._store_keys(X, sample_weight)  # checks n_neighbors first
+        self._targets = None if T is None else T[keep]
         self.bandwidths_ = self._bandwidths(
             self._keys, self._targets, self._key_weights
         )
-        self._indexes = [
-            self._neighbor_index(self._keys, bandwidth, self._key_weights)
+        self._heads = [
+            self._make_head(self._keys, self._key_weights, 1.0 / bandwidth)
             for bandwidth in self.bandwidths_
         ]
         return X, y, T, sample_weight
@@ -473,9 +450,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
             "values": self.values,
             "return_entropy": bool(self.return_entropy),
             "return_n_effective": bool(self.return_n_effective),
-            "dense": self.n_neighbors is None,
         }
-        self._kernel = get_kernel(self.kernel)
 
     def _output_param(self, name):
         output = getattr(self, "_output", None)
@@ -568,17 +543,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         """Each head's per-feature bandwidth on the training rows ``X``."""
         heads = []
         for spec in self._specs:
-            if isinstance(spec, str) and spec == "cv":
-                if w.sum() <= 1:
-                    raise ValueError(
-                        "bandwidth='cv' needs a total sample weight above 1 (leave-"
-                        f"one-out must leave at least one row); got {w.sum()!r}."
-                    )
-                base, _ = cv_bandwidth(X, T, w, self.kernel, n_jobs=self.n_jobs)
-            elif isinstance(spec, str):
-                base = rule_of_thumb(X, w, spec)
-            else:
-                base = spec
+            base = select_bandwidth(spec, X, T, w, self.kernel, n_jobs=self.n_jobs)
             for scale in self._scales:
                 h = np.asarray(base, dtype=np.float64) * scale
                 if self.learn_bandwidth:
@@ -591,86 +556,52 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
 
     # -- pooling -------------------------------------------------------------------
 
-    def _neighbor_index(self, keys, bandwidth, w):
-        """A head's neighbour index over ``keys`` of weights ``w`` (None for dense
-        attention)."""
-        if self._output["dense"]:
-            return None
-        return CandidateKeys(
-            keys, 1.0 / bandwidth, self.n_neighbors, self._kernel.radius, w
-        )
-
-    def _head_values(self, keys, targets, features):
-        """The values a head pools: the targets (if given), then the features (if
-        ``features`` and the transformer pools them)."""
+    def _pooled_values(self, dtype):
+        """What every head pools, in ``dtype``: the stored targets (if pooled),
+        then the keys' features (if pooled)."""
         columns = []
-        if targets is not None:
-            columns.append(targets)
-        if features and self._pool_features:
-            columns.append(keys)
+        if self._pool_target:
+            columns.append(self._targets.astype(dtype, copy=False))
+        if self._pool_features:
+            columns.append(self._keys.astype(dtype, copy=False))
         if not columns:
-            return np.empty((len(keys), 0), keys.dtype)
+            return np.empty((len(self._keys), 0), dtype)
         return np.hstack(columns)
 
-    def _head(
-        self,
-        queries,
-        keys,
-        targets,
-        w,
-        bandwidth,
-        *,
-        features,
-        loo=False,
-        index=None,
-        values=None,
-        prepared=None,
-        n_jobs=None,
-    ):
-        """One head's output columns: pooled targets (if ``targets`` is given),
-        pooled features (if ``features`` and the transformer pools them), and the
-        weight statistics asked for. ``index``: the head's neighbour index over
-        ``keys`` when ``n_neighbors`` is set (built here when None); ``values``:
-        those of :meth:`_head_values` (built here when None); ``prepared``: the
-        dense head's keys from :func:`prepare_keys` (built here when None);
-        ``n_jobs``: the engine's threads (``self.n_jobs`` when None)."""
-        if values is None:
-            values = self._head_values(keys, targets, features)
-        stats = features and self._n_stats > 0
-        if self._output["dense"]:
-            if prepared is None:
-                prepared = prepare_keys(
-                    keys,
-                    values,
-                    kernel=self._kernel,
-                    scale=1.0 / bandwidth,
-                    key_weights=w,
-                    dtype=keys.dtype,
-                )
-            result = attention_pool(
-                queries,
-                prepared,
-                None,
-                loo=loo,
-                n_jobs=self.n_jobs if n_jobs is None else n_jobs,
-                return_stats=stats,
-            )
-        else:
-            if index is None:
-                index = self._neighbor_index(keys, bandwidth, w)
-            result = index.pool(
-                None if loo else queries,
-                values,
-                kernel=self._kernel,
-                key_weights=w,
-                loo=loo,
-                return_stats=stats,
-            )
+    def _head_output(self, head, X, values, *, loo=False, prepared=None, n_jobs=None):
+        """One head's output columns for the queries ``X`` (None: leave-one-out
+        over its keys): ``values`` pooled, then the weight statistics asked for.
+        ``prepared``: the head's keys prepared for ``values``, when at hand."""
+        stats = self._n_stats > 0
+        result = head.pool(
+            X,
+            values,
+            prepared=prepared,
+            loo=loo,
+            n_jobs=self.n_jobs if n_jobs is None else n_jobs,
+            return_stats=stats,
+        )
         if not stats:
             return result
         pooled, weight_stats = result
-        keep = self._stats_kept
-        return np.hstack([pooled[:, : values.shape[1]], weight_stats[:, keep]])
+        return np.hstack([pooled, weight_stats[:, self._stats_kept]])
+
+    def _left_out_features(self, X, w):
+        """Each head's pooled features and weight statistics for the training rows,
+        each row left out of its own keys (a row of weight ``w`` keeps ``w - 1``
+        copies); rows of zero weight, not among the keys, are plain queries."""
+        kept = np.flatnonzero(w > 0)
+        dropped = np.flatnonzero(w == 0)
+        dtype = self._keys.dtype
+        values = self._keys if self._pool_features else np.empty((len(kept), 0), dtype)
+        parts = []
+        for head in self._heads:
+            part = np.empty((X.shape[0], values.shape[1] + self._n_stats), dtype)
+            part[kept] = self._head_output(head, None, values, loo=True)
+            if dropped.size:
+                part[dropped] = self._head_output(head, X[dropped], values)
+            parts.append(part)
+        return parts
 
     def _cross_fitted_targets(self, X, y, T, w):
         """Every row's pooled targets from a model fitted on the other folds."""
@@ -695,11 +626,10 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
                     "A cross-fitting fold has no training row of positive sample "
                     "weight; use fewer folds or fewer zero weights."
                 )
-            heads = self._bandwidths(X[train], T[train], w[train])
-            for head, bandwidth in enumerate(heads):
-                out[head][test] = self._head(
-                    X[test], X[train], T[train], w[train], bandwidth, features=False
-                )
+            bandwidths = self._bandwidths(X[train], T[train], w[train])
+            for h, bandwidth in enumerate(bandwidths):
+                head = self._make_head(X[train], w[train], 1.0 / bandwidth)
+                out[h][test] = head.pool(X[test], T[train], n_jobs=self.n_jobs)
         if not np.all(covered == 1):
             raise ValueError(
                 "cv must put every row in exactly one test fold (a partition, like "
@@ -740,55 +670,60 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        keys = self._keys.astype(np.result_type(X.dtype, self._keys.dtype), copy=False)
-        targets = (
-            None
-            if not self._pool_target
-            else self._targets.astype(keys.dtype, copy=False)
-        )
-        values = self._head_values(keys, targets, features=True)  # every head's
+        dtype = np.result_type(X.dtype, self._keys.dtype)
+        values = self._pooled_values(dtype)
         # Dense heads prepare their keys once, shared by the threads of this process.
-        prepared = [
-            None
-            if index is not None
-            else prepare_keys(
-                keys,
-                values,
-                kernel=self._kernel,
-                scale=1.0 / bandwidth,
-                key_weights=self._key_weights,
-                dtype=keys.dtype,
-            )
-            for bandwidth, index in zip(self.bandwidths_, self._indexes, strict=True)
-        ]
-        # By chunks of rows through joblib: threads, or a Dask cluster inside
-        # parallel_config(backend="dask").
-        return map_query_chunks(
-            self._transform_rows, X, self.n_jobs, keys, values, prepared
-        )
+        prepared = [head.prepare(values, dtype) for head in self._heads]
+        # By chunks of rows over the engine's threads, or through joblib on a Dask
+        # cluster inside parallel_config(backend="dask").
+        return map_query_chunks(self._transform_rows, X, self.n_jobs, values, prepared)
 
-    def _transform_rows(self, X, keys, values, prepared):
-        """:meth:`transform` of validated rows on one thread: ``keys`` in the
-        working dtype, ``values`` the pooled values, ``prepared`` the dense heads'
-        prepared keys."""
+    def _transform_rows(self, X, values, prepared):
+        """:meth:`transform` of validated rows on one thread."""
         heads = [
-            self._head(
-                X,
-                keys,
-                None,
-                self._key_weights,
-                bandwidth,
-                features=True,
-                index=index,
-                values=values,
-                prepared=head_keys,
-                n_jobs=1,
-            )
-            for bandwidth, index, head_keys in zip(
-                self.bandwidths_, self._indexes, prepared, strict=True
-            )
+            self._head_output(head, X, values, prepared=head_keys, n_jobs=1)
+            for head, head_keys in zip(self._heads, prepared, strict=True)
         ]
         return np.hstack(heads).astype(X.dtype, copy=False)
+
+    def attention_weights(self, X, head=0):
+        """Attention weights of each query over the training rows, for one head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        head : int, default=0
+            Which head (row of ``bandwidths_``).
+
+        Returns
+        -------
+        weights : ndarray or scipy.sparse.csr_matrix of shape \
+                (n_queries, n_samples_fit)
+            Non-negative weights; each row sums to 1. Column ``j`` is training row
+            ``j`` (zero for rows fitted with zero sample weight). Dense, or a CSR
+            matrix of each query's candidate keys when ``n_neighbors`` is set.
+            These are the weights of :meth:`transform` (not of
+            :meth:`fit_transform`, which cross-fits).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import AttentionPooling
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> pooling = AttentionPooling(bandwidth=[1.0, 0.5]).fit(X, [0.0, 1.0, 3.0])
+        >>> pooling.attention_weights([[0.5]], head=1).round(3)
+        array([[0.5, 0.5, 0. ]])
+        """
+        check_is_fitted(self)
+        n_heads = len(self._heads)
+        if not (isinstance(head, Integral) and -n_heads <= head < n_heads):
+            raise ValueError(
+                f"head={head!r} is not a head of this AttentionPooling; it has "
+                f"{n_heads} (0 to {n_heads - 1})."
+            )
+        return self._attention_weights(X, int(head))
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
@@ -822,7 +757,7 @@ class AttentionPooling(TransformerMixin, BaseEstimator):
          'head1_target', 'head1_mean_x0', 'head1_entropy']
         """
         check_is_fitted(self)
-        input_features = _check_feature_names_in(self, input_features)
+        input_features = check_feature_names_in(self, input_features)
         names = []
         for head in range(len(self.bandwidths_)):
             prefix = f"head{head}_"

@@ -112,9 +112,7 @@ def test_gaussian_top_k_error_within_documented_bound(k):
     assert np.all(error <= bound * (1 + 1e-9) + 1e-12)
     assert error.max() > 0  # top-k is an approximation here
     # The engine's own per-query bound is the same formula.
-    _, engine_bound = model._pool_candidates(
-        Q, np.float64, return_weights=False, return_bound=True
-    )
+    _, engine_bound = model._pool(Q, return_bound=True)[1]
     np.testing.assert_allclose(engine_bound * np.ptp(y), bound, rtol=1e-9)
 
 

@@ -387,3 +387,47 @@ def test_fit_transform_is_deterministic_with_a_random_state(rng):
         cv=KFold(5, shuffle=True, random_state=3),
     )
     np.testing.assert_array_equal(first, explicit.fit_transform(X, y))
+
+
+@pytest.mark.parametrize("n_neighbors", [None, 6])
+def test_attention_weights_per_head_match_the_regressor(rng, n_neighbors):
+    X, y = _data(rng)
+    w = rng.uniform(0.0, 2.0, size=len(y))
+    w[:3] = 0.0  # rows of no weight get no attention, and keep their columns
+    Q = rng.normal(size=(7, X.shape[1]))
+    pooling = AttentionPooling(
+        bandwidth=[0.5, 1.5], n_neighbors=n_neighbors, random_state=0
+    ).fit(X, y, sample_weight=w)
+    assert pooling.n_samples_fit_ == len(X)
+    for head, h in enumerate([0.5, 1.5]):
+        model = NadarayaWatsonRegressor(bandwidth=h, n_neighbors=n_neighbors)
+        expected = model.fit(X, y, sample_weight=w).attention_weights(Q)
+        weights = pooling.attention_weights(Q, head=head)
+        if n_neighbors is not None:
+            weights, expected = weights.toarray(), expected.toarray()
+        np.testing.assert_allclose(weights, expected, rtol=1e-12, atol=1e-15)
+        # they are the weights of transform
+        np.testing.assert_allclose(
+            weights @ y, pooling.transform(Q)[:, head], rtol=1e-10
+        )
+    assert np.all(pooling.attention_weights(Q, head=-1) == weights)
+
+
+def test_attention_weights_refuses_an_unknown_head(rng):
+    X, y = _data(rng)
+    pooling = AttentionPooling(bandwidth=[0.5, 1.5]).fit(X, y)
+    for head in (2, -3, 0.5):
+        with pytest.raises(ValueError, match="is not a head.*it has 2"):
+            pooling.attention_weights(X, head=head)
+
+
+def test_weights_display_shows_pooling(rng):
+    pytest.importorskip("matplotlib")
+    from skattn import AttentionWeightsDisplay
+
+    X, y = _data(rng)
+    pooling = AttentionPooling(bandwidth=0.8).fit(X, y)
+    display = AttentionWeightsDisplay.from_estimator(pooling, X[:5])
+    np.testing.assert_allclose(
+        display.image_.get_array(), pooling.attention_weights(X[:5])
+    )
