@@ -1,16 +1,29 @@
 """What every attention-pooling estimator shares: the stored training set (keys,
-values, weights) and pooling through the engine; the regressor and classifier bases."""
+values, weights), heads that pool through the engine, the regressor and classifier
+bases, and the mixin of the estimators that learn their metric."""
 
 # SPDX-License-Identifier: BSD-3-Clause
+
+import time
+import warnings
 
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
+from skattn._learning import (
+    LEARNABLE_KERNELS,
+    LeaveOneOutObjective,
+    initial_params,
+    make_metric,
+    minimize_adam,
+    minimize_lbfgs,
+)
 from skattn._neighbors import CandidateKeys, check_neighbors
 from skattn.utils._sklearn_compat import validate_data
 
@@ -401,3 +414,128 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
+
+
+class _MetricLearner:
+    """Learning of the bandwidths or projection, shared by AttentionRegressor and
+    AttentionClassifier (they differ only in the loss on the pooled values): it
+    validates the parameters, runs the learning layer's start values and
+    optimiser, reports progress and sets the fitted attributes and head."""
+
+    def _check_learnable(self, X):
+        """Refuse parameters that cannot be learned, before any O(n^2) work."""
+        if self.kernel not in LEARNABLE_KERNELS:
+            raise ValueError(
+                f"{type(self).__name__} learns only kernels with full support that "
+                f"are differentiable almost everywhere {LEARNABLE_KERNELS}; got "
+                f"kernel={self.kernel!r}. Use {self._nonparametric} for it."
+            )
+        if self.n_candidates is not None and self.batch_size is None:
+            raise ValueError(
+                f"n_candidates={self.n_candidates!r} samples the keys of each "
+                "mini-batch step and needs batch_size; set batch_size (say 256) or "
+                "leave n_candidates=None."
+            )
+        if isinstance(self.n_neighbors, str):
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors!r} needs a compact kernel, and "
+                f"{type(self).__name__} learns only kernels of full support; use an "
+                "int n_neighbors for top-k attention."
+            )
+        # the parametrisation checks its own shape (n_components, ...) up front
+        make_metric(self.metric, X.shape[1], self.n_components)
+
+    def _learn(self, X, Y, w, loss, unit_weights=None):
+        """Minimise the leave-one-out ``loss`` over the metric; set the fitted
+        attributes. ``X, Y, w``: the stored rows of positive weight; ``unit_weights``
+        the weight of one copy of each row (class weights), 1 by default."""
+        unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
+        if w.sum() <= unit:
+            raise ValueError(
+                f"{type(self).__name__} needs a total sample weight above 1 (leave-"
+                f"one-out must leave at least one row); got {w.sum()!r}."
+            )
+        objective = LeaveOneOutObjective(
+            X,
+            Y,
+            w,
+            kernel=self.kernel,
+            metric=self.metric,
+            n_components=self.n_components,
+            alpha=self.alpha,
+            n_jobs=self.n_jobs,
+            loss=loss,
+            unit_weights=unit_weights,
+        )
+        metric = objective.metric
+        previous = None
+        if self.warm_start:
+            previous = getattr(self, metric.attribute, None)
+        x0 = initial_params(
+            objective,
+            self.init,
+            X,
+            Y,
+            minibatch=self.batch_size is not None,
+            previous=previous,
+        )
+        self._start = time.perf_counter()
+        self.loss_curve_ = []
+        report = self._reporter(metric)
+        if self.batch_size is None:
+            params, self.n_iter_, message = minimize_lbfgs(
+                objective, x0, max_iter=self.max_iter, tol=self.tol, report=report
+            )
+            if message is not None:
+                warnings.warn(
+                    f"{type(self).__name__}: L-BFGS-B stopped without converging "
+                    f"after {self.n_iter_} iterations ({message}). Increase "
+                    "max_iter or tol, or scale the data.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+        else:
+            params, self.n_iter_, converged = minimize_adam(
+                objective,
+                x0,
+                batch_size=self.batch_size,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                learning_rate=self.learning_rate_init,
+                n_candidates=self.n_candidates,
+                random_state=self.random_state,
+                report=report,
+            )
+            if not converged:
+                warnings.warn(
+                    f"{type(self).__name__}: mini-batch Adam reached "
+                    f"max_iter={self.max_iter} steps before its smoothed loss "
+                    "stopped improving. Increase max_iter.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+
+        for name in ("bandwidth_", "components_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        fitted, scale, components = metric.fitted(params)
+        setattr(self, metric.attribute, fitted)
+        self.feature_importances_ = objective.relevance(params)
+        self._fit_head(scale, components)
+        return self
+
+    def _reporter(self, metric):
+        """The optimiser's report: the loss curve, verbose lines, the callback."""
+
+        def report(params, n_iter, loss):
+            self.loss_curve_.append(float(loss))
+            if self.verbose:
+                elapsed = time.perf_counter() - self._start
+                print(
+                    f"[{type(self).__name__}] iter {n_iter:4d}  loss {loss:.6f}  "
+                    f"time {elapsed:.2f}s"
+                )
+            if self.callback is not None:
+                self.callback(metric.fitted(params)[0], n_iter)
+
+        return report

@@ -7,9 +7,9 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skattn._attention import AttentionRegressor, _MetricLearner
+from skattn._attention import AttentionRegressor
 from skattn._bandwidth import select_bandwidth
-from skattn._base import _AttentionPoolingClassifier
+from skattn._base import _AttentionPoolingClassifier, _MetricLearner
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc

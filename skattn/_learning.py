@@ -1,4 +1,5 @@
-"""Learning the attention metric: the leave-one-out objective and its gradient.
+"""Learning the attention metric: the leave-one-out objective and its gradient, one
+small class per metric parametrisation, the start values and the optimisers.
 
 The model pools the training targets with the engine's weights
 ``p_ij = softmax_{j != i}(log K(u_ij^2) + log w_j)`` (a row of weight ``w_i`` keeps
@@ -24,25 +25,329 @@ diagonal metric ``dL/dtheta_k = -2 sum_ij A_ij (zs_ik - zs_jk)^2``, which expand
 row sums, column sums and one GEMM ``A @ Zs``, and for the full metric
 ``dL/dL = 2 L sum_ij A_ij (z_i - z_j)(z_i - z_j)^T``. Everything is chunked over query
 rows: O(n^2 d) time, O(chunk * n) memory, no n x n x d tensor.
+
+What differs between metrics (the parameter vector, the map of the standardised
+features, the chain rule of the gradient, bounds, start values and the fitted
+attributes) is owned by one class per parametrisation: :class:`IsotropicMetric`,
+:class:`DiagonalMetric`, :class:`FullMetric`. The layer knows nothing of
+estimators: :func:`initial_params`, :func:`minimize_lbfgs` and
+:func:`minimize_adam` take the objective and plain options, and report through a
+callback.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+from scipy.optimize import minimize
+from sklearn.utils import check_random_state
 
-from skattn._bandwidth import MAX_BANDWIDTH, weighted_spread
+from skattn._bandwidth import (
+    MAX_BANDWIDTH,
+    MIN_BANDWIDTH,
+    cv_bandwidth,
+    weighted_spread,
+)
 from skattn._engine import chunk_rows, map_slices, prepare_keys, weighted_mean
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
-__all__ = ["LeaveOneOutObjective", "LEARNABLE_KERNELS", "METRICS"]
+__all__ = [
+    "LEARNABLE_KERNELS",
+    "METRICS",
+    "DiagonalMetric",
+    "FullMetric",
+    "IsotropicMetric",
+    "LeaveOneOutObjective",
+    "candidate_count",
+    "initial_params",
+    "make_metric",
+    "minimize_adam",
+    "minimize_lbfgs",
+]
 
 LEARNABLE_KERNELS = ("gaussian", "exponential")
 PARAM_BOUND = 25.0
 # The most parameters a full metric may have (n_components * n_features): L-BFGS-B
 # keeps about 20 vectors of them, 160 MiB at this size.
 MAX_FULL_PARAMS = 2**20
-METRICS = ("isotropic", "diagonal", "full")
+# Adam's moment decays and the number of mini-batch steps without improvement of the
+# smoothed loss after which the mini-batch mode stops.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+N_ITER_NO_CHANGE = 10
+
+
+# -- parametrisations ----------------------------------------------------------------
+
+
+class DiagonalMetric:
+    """One bandwidth per feature: ``theta`` the log-bandwidths in units of each
+    feature's spread; distances are Euclidean on ``Z * exp(-theta)``."""
+
+    name = "diagonal"
+    attribute = "bandwidth_"
+
+    def __init__(self, n_features, n_components=None):
+        self.n_features = n_features
+
+    def spread(self, spread):
+        """The spread that standardises each feature."""
+        return spread
+
+    def setup(self, spread):
+        """Fix the spread of the standardised features (bounds and units)."""
+        self.spreads = spread
+
+    @property
+    def n_params(self):
+        return self.n_features
+
+    @property
+    def bounds(self):
+        """(lower, upper) arrays: log-bandwidths within ``PARAM_BOUND`` of a
+        feature's spread and below ``MAX_BANDWIDTH``, a sixteenth of the float64
+        range. Beyond them nothing changes but overflow: a feature whose bandwidth
+        is 1e-11 of its spread already separates every distinct value, and one at
+        1e11 is already ignored."""
+        upper = np.minimum(PARAM_BOUND, np.log(MAX_BANDWIDTH) - np.log(self.spreads))
+        return -np.full(self.n_params, PARAM_BOUND), upper[: self.n_params]
+
+    def log_bandwidths(self, params):
+        return np.broadcast_to(params, (self.n_features,))
+
+    def project(self, Z, params):
+        """The features on which distances are plain Euclidean."""
+        return Z * np.exp(-self.log_bandwidths(params))
+
+    def reduce(self, grad):
+        """The gradient of the parameters from that of every log-bandwidth."""
+        return grad
+
+    # chain rule: per-chunk terms, then the gradient
+    def chunk_terms(self, A, row_sums, Zq, qz, Z_keys, keys_z):
+        return row_sums @ (qz * qz), np.einsum("ij,ij->j", qz, A @ keys_z)
+
+    def zero_terms(self):
+        return np.zeros(self.n_features), np.zeros(self.n_features)
+
+    def gradient(self, params, row_part, col_sums, cross, Z_keys, keys_z):
+        D = row_part + col_sums @ (keys_z * keys_z) - 2.0 * cross
+        return self.reduce(-2.0 * D)
+
+    # units
+    def params_from_bandwidth(self, bandwidth):
+        """Log-bandwidths in standardised units from bandwidths in data units."""
+        theta = np.log(np.asarray(bandwidth, dtype=float) / self.spreads)
+        return theta[: self.n_params].copy()
+
+    def bandwidth_from_params(self, params):
+        """Bandwidths in data units, one per feature."""
+        return self.spreads * np.exp(self.log_bandwidths(params))
+
+    def fitted(self, params):
+        """The estimator's fitted attribute, and its head's inverse bandwidths and
+        projection (None: the features as they are)."""
+        bandwidth = self.bandwidth_from_params(params)
+        return bandwidth, 1.0 / bandwidth, None
+
+    def relevance(self, params):
+        """Squared influence of each feature on the learned distances."""
+        return np.exp(-2 * self.log_bandwidths(params))
+
+    # start values
+    def identity(self):
+        return self.params_from_bandwidth(np.ones(self.n_features))
+
+    def from_start_bandwidth(self, bandwidth):
+        """Parameters from a start bandwidth per feature (Scott, cv)."""
+        return self.params_from_bandwidth(bandwidth)
+
+    def from_array(self, init):
+        """Parameters from a user's ``init`` array, validated."""
+        init = np.asarray(init, dtype=np.float64)
+        if init.ndim == 0 or init.shape == (1,):
+            init = np.full(self.n_features, float(init.ravel()[0]))
+        if init.shape != (self.n_features,):
+            raise ValueError(
+                f"init has shape {init.shape}; metric={self.name!r} expects one "
+                f"bandwidth or one per feature, shape ({self.n_features},)."
+            )
+        if not (np.isfinite(init).all() and np.all(init > 0)):
+            raise ValueError(
+                f"init bandwidths must be positive and finite; got {init}."
+            )
+        return self.params_from_bandwidth(init)
+
+    def from_fitted(self, value):
+        """Parameters from a previous fit's attribute, or None if it does not fit."""
+        if value is None or np.shape(value) != (self.n_features,):
+            return None
+        return self.params_from_bandwidth(value)
+
+    def check_start_bandwidth(self, init):
+        """Whether a start bandwidth per feature ("scott", "cv") can start this
+        metric; raises if not (before any search)."""
+
+    def pca(self, Z, w):
+        raise ValueError(f"init='pca' needs metric='full'; got metric={self.name!r}.")
+
+
+class IsotropicMetric(DiagonalMetric):
+    """One bandwidth for every feature, on the root mean square spread."""
+
+    name = "isotropic"
+
+    def spread(self, spread):
+        # the root mean square spread, free of overflow and underflow
+        top = spread.max()
+        return np.full(len(spread), top * np.sqrt(np.mean((spread / top) ** 2)))
+
+    @property
+    def n_params(self):
+        return 1
+
+    def reduce(self, grad):
+        return np.array([grad.sum()])
+
+    def from_array(self, init):
+        init = np.asarray(init, dtype=np.float64)
+        if init.ndim == 1 and init.shape[0] > 1 and not np.allclose(init, init[0]):
+            raise ValueError("metric='isotropic' takes a single bandwidth as init.")
+        return super().from_array(init)
+
+
+class FullMetric:
+    """A projection ``L`` of shape (n_components, n_features) of the standardised
+    features: distances are Euclidean on ``Z @ L.T``."""
+
+    name = "full"
+    attribute = "components_"
+
+    def __init__(self, n_features, n_components=None):
+        self.n_features = n_features
+        self.n_components = n_features if n_components is None else n_components
+        if self.n_components > n_features:
+            raise ValueError(
+                f"n_components={self.n_components} must not exceed the number of "
+                f"features ({n_features})."
+            )
+        if self.n_components * n_features > MAX_FULL_PARAMS:
+            raise ValueError(
+                f"metric='full' would learn n_components * n_features = "
+                f"{self.n_components} * {n_features} = "
+                f"{self.n_components * n_features:,} parameters, above the "
+                f"{MAX_FULL_PARAMS:,} that L-BFGS-B can hold in memory and the data "
+                "can inform; set n_components (say 10) or use metric='diagonal'."
+            )
+
+    def spread(self, spread):
+        return spread
+
+    def setup(self, spread):
+        self.spreads = spread
+
+    @property
+    def n_params(self):
+        return self.n_components * self.n_features
+
+    @property
+    def bounds(self):
+        """Projection entries below ``exp(PARAM_BOUND)`` in magnitude."""
+        bound = float(np.exp(PARAM_BOUND))
+        return np.full(self.n_params, -bound), np.full(self.n_params, bound)
+
+    def matrix(self, params):
+        return params.reshape(self.n_components, self.n_features)
+
+    def project(self, Z, params):
+        return Z @ self.matrix(params).T
+
+    def chunk_terms(self, A, row_sums, Zq, qz, Z_keys, keys_z):
+        return (Zq.T * row_sums) @ Zq, Zq.T @ (A @ Z_keys)
+
+    def zero_terms(self):
+        d = self.n_features
+        return np.zeros((d, d)), np.zeros((d, d))
+
+    def gradient(self, params, row_part, col_sums, cross, Z_keys, keys_z):
+        M = row_part + (Z_keys.T * col_sums) @ Z_keys - cross - cross.T
+        return (2.0 * self.matrix(params) @ M).ravel()
+
+    def params_from_components(self, components):
+        """``L`` (flattened) from a projection of the raw features."""
+        return (np.asarray(components, dtype=float) * self.spreads).ravel()
+
+    def components_from_params(self, params):
+        """The projection of the (centred) raw features, (n_components, n_features)."""
+        return self.matrix(params) / self.spreads
+
+    def fitted(self, params):
+        components = self.components_from_params(params)
+        return components, np.ones(self.n_components), components
+
+    def relevance(self, params):
+        return (self.matrix(params) ** 2).sum(axis=0)
+
+    def identity(self):
+        return self.params_from_components(np.eye(self.n_components, self.n_features))
+
+    def check_start_bandwidth(self, init):
+        if self.n_components != self.n_features:
+            raise ValueError(
+                f"init={init!r} with metric='full' needs n_components equal to "
+                f"n_features ({self.n_features}); use init='pca' or 'auto'."
+            )
+
+    def from_start_bandwidth(self, bandwidth):
+        """The diagonal projection ``diag(1 / h)``."""
+        return self.params_from_components(np.diag(1.0 / bandwidth))
+
+    def from_array(self, init):
+        init = np.asarray(init, dtype=np.float64)
+        shape = (self.n_components, self.n_features)
+        if init.shape != shape:
+            raise ValueError(
+                f"init has shape {init.shape}; metric='full' expects a projection "
+                f"of shape {shape}."
+            )
+        if not np.isfinite(init).all():
+            raise ValueError("init must be finite.")
+        return self.params_from_components(init)
+
+    def from_fitted(self, value):
+        if value is None or np.shape(value) != (self.n_components, self.n_features):
+            return None
+        return self.params_from_components(value)
+
+    def pca(self, Z, w):
+        """The leading principal directions of the standardised features, each
+        scaled by its Scott bandwidth."""
+        cov = (Z.T * w) @ Z / w.sum()
+        eigenvalues, eigenvectors = np.linalg.eigh(cov)
+        order = np.argsort(eigenvalues)[::-1][: self.n_components]
+        spread = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+        spread[~(spread > 1e-12)] = 1.0
+        h = spread * scott_factor(w.sum(), self.n_components)
+        return (eigenvectors[:, order].T / h[:, None]).ravel()
+
+
+_METRICS = {m.name: m for m in (IsotropicMetric, DiagonalMetric, FullMetric)}
+METRICS = tuple(_METRICS)
+
+
+def make_metric(metric, n_features, n_components=None):
+    """The parametrisation object of a ``metric`` name."""
+    if metric not in _METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
+    return _METRICS[metric](n_features, n_components)
+
+
+def scott_factor(n, n_dims):
+    """Scott's factor ``n ** (-1 / (d + 4))``, ``n`` the sum of the weights."""
+    return float(n) ** (-1.0 / (n_dims + 4))
+
+
+# -- the objective -------------------------------------------------------------------
 
 
 class LeaveOneOutObjective:
@@ -59,9 +364,9 @@ class LeaveOneOutObjective:
     kernel : {"gaussian", "exponential"}
         A kernel with full support, differentiable almost everywhere.
     metric : {"isotropic", "diagonal", "full"}
-        The parametrisation.
-    n_components : int
-        Rows of ``L`` for the full metric.
+        The parametrisation (:func:`make_metric`).
+    n_components : int or None
+        Rows of ``L`` for the full metric (None: n_features).
     alpha : float
         L2 penalty on the parameters.
     n_jobs : int or None
@@ -72,6 +377,11 @@ class LeaveOneOutObjective:
     unit_weights : ndarray of shape (n_samples,), default=None
         The weight of one copy of each row (1 by default; a classifier's class
         weight): in leave-one-out, row ``i`` keeps ``w_i - u_i`` of its weight.
+
+    Attributes
+    ----------
+    metric : DiagonalMetric, IsotropicMetric or FullMetric
+        The parametrisation: parameters <-> bandwidths or projection.
     """
 
     def __init__(
@@ -92,99 +402,38 @@ class LeaveOneOutObjective:
         self.loss = get_loss(loss)
         if self.kernel.dlog_dsq is None:
             raise ValueError(f"kernel {self.kernel.name!r} cannot be learned.")
-        self.metric = metric
+        X = np.asarray(X, dtype=np.float64)
+        self.n_samples, self.n_features = X.shape
+        self.metric = make_metric(metric, self.n_features, n_components)
         self.alpha = float(alpha)
         self.n_jobs = n_jobs
         self.unit_weights = unit_weights
-        X = np.asarray(X, dtype=np.float64)
         self.w = np.asarray(sample_weight, dtype=np.float64)
         self.Y, _ = self.loss.standardise(np.asarray(Y, dtype=np.float64), self.w)
-        self.n_samples, self.n_features = X.shape
-        self.n_components = n_components
-        if metric == "full" and n_components * self.n_features > MAX_FULL_PARAMS:
-            raise ValueError(
-                f"metric='full' would learn n_components * n_features = "
-                f"{n_components} * {self.n_features} = "
-                f"{n_components * self.n_features:,} parameters, above the "
-                f"{MAX_FULL_PARAMS:,} that L-BFGS-B can hold in memory and the data "
-                "can inform; set n_components (say 10) or use metric='diagonal'."
-            )
         self.center = weighted_mean(X, self.w)
-        spread = weighted_spread(X, self.w)
-        if metric == "isotropic":
-            # the root mean square spread, free of overflow and underflow
-            top = spread.max()
-            spread = np.full(
-                self.n_features, top * np.sqrt(np.mean((spread / top) ** 2))
-            )
-        self.spread = spread
+        self.spread = self.metric.spread(weighted_spread(X, self.w))
+        self.metric.setup(self.spread)
         # divided before centring: no overflow for data near the float64 limit
-        self.Z = X / spread - self.center / spread
+        self.Z = X / self.spread - self.center / self.spread
         self.normaliser = self.loss.normaliser(self.Y, self.w)
         self.rows = chunk_rows(self.n_samples, 8, n_temporaries=3)
 
-    # -- parameters <-> user-facing quantities -------------------------------------
+    @property
+    def n_params(self):
+        return self.metric.n_params
 
     @property
     def bounds(self):
-        """Box bounds of the parameters, (lower, upper), one array each:
-        log-bandwidths within ``PARAM_BOUND`` of a feature's spread (and below
-        ``MAX_BANDWIDTH``, a sixteenth of the float64 range), projection entries below
-        ``exp(PARAM_BOUND)``. Beyond them nothing changes but overflow: a feature
-        whose bandwidth is 1e-11 of its spread already separates every distinct
-        value, and one at 1e11 is already ignored."""
-        if self.metric == "full":
-            bound = float(np.exp(PARAM_BOUND))
-            return np.full(self.n_params, -bound), np.full(self.n_params, bound)
-        upper = np.minimum(PARAM_BOUND, np.log(MAX_BANDWIDTH) - np.log(self.spread))
-        if self.metric == "isotropic":
-            upper = upper[:1]
-        return -np.full(self.n_params, PARAM_BOUND), upper
-
-    @property
-    def n_params(self):
-        if self.metric == "isotropic":
-            return 1
-        if self.metric == "diagonal":
-            return self.n_features
-        return self.n_components * self.n_features
-
-    def params_from_bandwidth(self, bandwidth):
-        """Log-bandwidths in standardised units from bandwidths in data units."""
-        theta = np.log(np.asarray(bandwidth, dtype=float) / self.spread)
-        return theta[:1].copy() if self.metric == "isotropic" else theta
-
-    def bandwidth_from_params(self, params):
-        """Bandwidths in data units, one per feature."""
-        return self.spread * np.exp(np.broadcast_to(params, (self.n_features,)))
-
-    def params_from_components(self, components):
-        """``L`` (flattened) from a projection of the raw features."""
-        return (np.asarray(components, dtype=float) * self.spread).ravel()
-
-    def components_from_params(self, params):
-        """The projection of the (centred) raw features, (n_components, n_features)."""
-        return params.reshape(self.n_components, self.n_features) / self.spread
+        """Box bounds of the parameters, (lower, upper), one array each."""
+        return self.metric.bounds
 
     def relevance(self, params):
         """Normalised squared influence of each feature on the learned distances."""
-        if self.metric == "full":
-            L = params.reshape(self.n_components, self.n_features)
-            score = (L**2).sum(axis=0)
-        else:
-            score = np.exp(-2 * np.broadcast_to(params, (self.n_features,)))
+        score = self.metric.relevance(params)
         total = score.sum()
         if not np.isfinite(total) or total <= 0:
             return np.full(self.n_features, 1.0 / self.n_features)
         return score / total
-
-    # -- objective ---------------------------------------------------------------
-
-    def projected(self, params):
-        """The features on which distances are plain Euclidean."""
-        if self.metric == "full":
-            return self.Z @ params.reshape(self.n_components, self.n_features).T
-        return self.Z * np.exp(-np.broadcast_to(params, (self.n_features,)))
 
     def __call__(self, params, rows=None, candidates=None):
         """Objective and gradient at ``params``.
@@ -207,7 +456,7 @@ class LeaveOneOutObjective:
         grad : ndarray of shape (n_params,)
         """
         params = np.asarray(params, dtype=np.float64)
-        projected = self.projected(params)
+        projected = self.metric.project(self.Z, params)
         key_rows = np.arange(self.n_samples) if candidates is None else candidates
 
         def of_keys(a):  # the rows that are keys (no copy when they all are)
@@ -238,16 +487,7 @@ class LeaveOneOutObjective:
         row_part = sum(p[1] for p in parts)
         col_sums = sum(p[2] for p in parts)
         cross = sum(p[3] for p in parts)
-        if self.metric == "full":
-            M = row_part + (Z_keys.T * col_sums) @ Z_keys - cross - cross.T
-            L = params.reshape(self.n_components, self.n_features)
-            grad = (2.0 * L @ M).ravel()
-        else:
-            zs = keys.z
-            D = row_part + col_sums @ (zs * zs) - 2.0 * cross
-            grad = -2.0 * D
-            if self.metric == "isotropic":
-                grad = np.array([grad.sum()])
+        grad = self.metric.gradient(params, row_part, col_sums, cross, Z_keys, keys.z)
         factor = 1.0 / self.normaliser
         if rows is not None:
             factor *= self.w.sum() / self.w[queries].sum()
@@ -260,12 +500,9 @@ class LeaveOneOutObjective:
         ``Y_keys`` and ``Z_keys`` the targets and standardised features of the
         keys, ``own`` each query's position among them (-1 if none)."""
         n = keys.n_keys
-        full = self.metric == "full"
-        width = self.n_features if full else keys.z.shape[1]
         loss = 0.0
-        row_part = np.zeros((width, width) if full else width)
+        row_part, cross = self.metric.zero_terms()
         col_sums = np.zeros(n)
-        cross = np.zeros((width, width) if full else width)
         rows = min(self.rows, max(len(queries), 1))
         e_buf = np.empty((rows, n))
         b_buf = np.empty((rows, n))
@@ -305,11 +542,196 @@ class LeaveOneOutObjective:
 
                 row_sums = A.sum(axis=1)
                 col_sums += A.sum(axis=0)
-                if full:
-                    Zq = self.Z[chunk]
-                    row_part += (Zq.T * row_sums) @ Zq
-                    cross += Zq.T @ (A @ Z_keys)
-                else:
-                    row_part += row_sums @ (qz * qz)
-                    cross += np.einsum("ij,ij->j", qz, A @ keys.z)
+                terms = self.metric.chunk_terms(
+                    A, row_sums, self.Z[chunk], qz, Z_keys, keys.z
+                )
+                row_part += terms[0]
+                cross += terms[1]
         return loss, row_part, col_sums, cross
+
+
+# -- start values ----------------------------------------------------------------
+
+
+def initial_params(objective, init, X, Y, *, minibatch=False, previous=None):
+    """The parameters the optimisation starts from.
+
+    Parameters
+    ----------
+    objective : LeaveOneOutObjective
+        The objective (its metric, weights and standardised features).
+    init : {"auto", "scott", "cv", "identity", "pca"} or array-like
+        The estimators' ``init`` parameter: "scott" is Scott's rule on the
+        metric's spreads, "cv" the leave-one-out choice of a global scale on it
+        (:func:`~skattn._bandwidth.cv_bandwidth`), "identity" bandwidths of 1 or
+        the identity projection, "pca" (full metric) the leading principal
+        directions, each scaled by its Scott bandwidth; "auto" is "pca" for a
+        full metric of fewer components than features, else "cv", or "scott" in
+        mini-batch mode (where the O(n^2) search costs more than the fit).
+    X, Y : ndarray
+        The rows and targets the objective was built on ("cv" only).
+    minibatch : bool, default=False
+        Whether the fit is by mini-batches ("auto" only).
+    previous : ndarray, default=None
+        A previous fit's bandwidths or projection (warm start): used when its
+        shape fits the metric.
+
+    Returns
+    -------
+    params : ndarray of shape (n_params,)
+        Within the objective's bounds.
+    """
+    metric = objective.metric
+    params = metric.from_fitted(previous)
+    if params is None:
+        params = _start(objective, init, X, Y, minibatch)
+    return np.clip(params, *objective.bounds)
+
+
+def _start(objective, init, X, Y, minibatch):
+    metric = objective.metric
+    if not isinstance(init, str):
+        return metric.from_array(init)
+    if init == "auto":
+        if isinstance(metric, FullMetric) and metric.n_components < metric.n_features:
+            init = "pca"
+        else:
+            init = "scott" if minibatch else "cv"
+    if init == "pca":
+        return metric.pca(objective.Z, objective.w)
+    if init == "identity":
+        return metric.identity()
+    # "scott" or "cv": Scott's factor on the metric's spreads (for "isotropic" the
+    # common root mean square spread)
+    metric.check_start_bandwidth(init)
+    factor = scott_factor(objective.w.sum(), objective.n_features)
+    base = np.maximum(objective.spread * factor, MIN_BANDWIDTH)
+    if init == "cv":
+        base, _ = cv_bandwidth(
+            X,
+            Y,
+            objective.w,
+            objective.kernel,
+            n_jobs=objective.n_jobs,
+            base=base,
+            loss=objective.loss.name,
+            unit_weights=objective.unit_weights,
+        )
+    return metric.from_start_bandwidth(base)
+
+
+# -- optimisers ------------------------------------------------------------------
+
+
+def minimize_lbfgs(objective, x0, *, max_iter, tol, report=None):
+    """L-BFGS-B on ``objective`` within its bounds, from ``x0``.
+
+    ``report(params, n_iter, loss)`` is called at the start (``n_iter=0``) and
+    after every iteration. Returns ``(params, n_iter, message)``, ``message``
+    None when it converged, else the optimiser's reason.
+    """
+    last = {}
+
+    def fun(params):
+        loss, grad = objective(params)
+        last["x"], last["loss"] = params.copy(), loss
+        return loss, grad
+
+    start_loss = fun(x0)[0]
+    if report is not None:
+        report(x0, 0, start_loss)
+    n_iter = [0]
+
+    def on_iteration(xk):
+        n_iter[0] += 1
+        if report is not None:
+            loss = last["loss"] if np.array_equal(xk, last.get("x")) else fun(xk)[0]
+            report(xk, n_iter[0], loss)
+
+    result = minimize(
+        fun,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=list(zip(*objective.bounds, strict=True)),
+        tol=tol,
+        options={"maxiter": max_iter},
+        callback=on_iteration,
+    )
+    message = None if result.status == 0 else str(result.message)
+    return result.x, max(int(result.nit), 1), message
+
+
+def candidate_count(n_candidates, n):
+    """The number of keys sampled per mini-batch step (None: every row); a float
+    is a fraction of the ``n`` rows."""
+    if n_candidates is None:
+        return None
+    if isinstance(n_candidates, (int, np.integer)):
+        return min(int(n_candidates), n)
+    return max(1, min(n, int(np.ceil(n_candidates * n))))
+
+
+def minimize_adam(
+    objective,
+    x0,
+    *,
+    batch_size,
+    max_iter,
+    tol,
+    learning_rate,
+    n_candidates=None,
+    random_state=None,
+    report=None,
+):
+    """Adam on mini-batches of ``batch_size`` query rows (and, with
+    ``n_candidates``, a uniform sample of that many keys per step), within the
+    objective's bounds.
+
+    The fit stops when the smoothed loss (an exponential average, weight 0.1) has
+    not improved by ``tol`` relative to its best for ``N_ITER_NO_CHANGE`` steps in
+    a row, or after ``max_iter`` steps. ``report(params, step, loss)`` is called
+    after every step. Returns ``(params, n_steps, converged)``.
+    """
+    rng = check_random_state(random_state)
+    n = objective.n_samples
+    batch = min(batch_size, n)
+    n_candidates = candidate_count(n_candidates, n)
+    params = x0.copy()
+    m = np.zeros_like(params)
+    v = np.zeros_like(params)
+    beta1, beta2 = ADAM_BETAS
+    smoothed = best = np.inf
+    no_change = 0
+    order = rng.permutation(n)
+    position = 0
+    converged = False
+    step = 0
+    for step in range(1, max_iter + 1):
+        if position + batch > n:
+            order = rng.permutation(n)
+            position = 0
+        rows = np.sort(order[position : position + batch])
+        position += batch
+        candidates = None
+        if n_candidates is not None:
+            candidates = np.sort(rng.choice(n, size=n_candidates, replace=False))
+        loss, grad = objective(params, rows, candidates)
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad**2
+        m_hat = m / (1 - beta1**step)
+        v_hat = v / (1 - beta2**step)
+        params = params - learning_rate * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+        params = np.clip(params, *objective.bounds)
+        if report is not None:
+            report(params, step, loss)
+        smoothed = loss if step == 1 else 0.9 * smoothed + 0.1 * loss
+        if smoothed < best - tol * max(abs(best), 1e-12) or step == 1:
+            best = smoothed
+            no_change = 0
+        else:
+            no_change += 1
+        if no_change >= N_ITER_NO_CHANGE:
+            converged = True
+            break
+    return params, step, converged

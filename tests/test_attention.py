@@ -68,10 +68,10 @@ def test_loss_matches_plain_loop(rng, metric, k, kernel):
     obj = _objective(X, Y, w, kernel, metric, k)
     params = rng.normal(size=obj.n_params) * 0.3
     if metric == "full":
-        W = obj.components_from_params(params)
+        W = obj.metric.components_from_params(params)
         expected = _plain_loo_loss(X @ W.T, Y, w, kernel, 1.0)
     else:
-        expected = _plain_loo_loss(X, Y, w, kernel, obj.bandwidth_from_params(params))
+        expected = _plain_loo_loss(X, Y, w, kernel, obj.metric.bandwidth_from_params(params))
     np.testing.assert_allclose(obj(params)[0], expected, rtol=1e-10)
 
 
@@ -270,7 +270,7 @@ def test_array_init(rng):
         model.fit(X, Y[:, 0])
     obj = _objective(X, Y[:, :1], np.ones(len(X)), "gaussian", "diagonal", None)
     assert model.loss_curve_[0] == pytest.approx(
-        obj(obj.params_from_bandwidth([1.0, 2.0, 0.5]))[0]
+        obj(obj.metric.params_from_bandwidth([1.0, 2.0, 0.5]))[0]
     )
     eye = AttentionRegressor(
         metric="full", init=np.eye(2, 3), n_components=2, max_iter=1
@@ -400,10 +400,10 @@ def test_sampled_candidates_objective(rng, metric, k):
     assert 0 < np.isin(rows, candidates).sum() < len(rows)
     loss, _ = obj(params, rows, candidates)
     if metric == "full":
-        W = obj.components_from_params(params)
+        W = obj.metric.components_from_params(params)
         expected = _plain_sampled_loss(X @ W.T, Y, w, 1.0, rows, candidates)
     else:
-        h = obj.bandwidth_from_params(params)
+        h = obj.metric.bandwidth_from_params(params)
         expected = _plain_sampled_loss(X, Y, w, h, rows, candidates)
     np.testing.assert_allclose(loss - 0.01 * params @ params, expected, rtol=1e-10)
     error = check_grad(

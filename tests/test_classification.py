@@ -186,11 +186,11 @@ def test_log_loss_gradient_matches_finite_differences(rng, metric, k, kernel, we
 
     # and the value is the plain-loop leave-one-out log loss (plus the penalty)
     if metric == "full":
-        W = obj.components_from_params(x0)
+        W = obj.metric.components_from_params(x0)
         plain = _plain_loo_log_loss(X @ W.T, Y, w, kernel, 1.0, unit)
     else:
         plain = _plain_loo_log_loss(
-            X, Y, w, kernel, obj.bandwidth_from_params(x0), unit
+            X, Y, w, kernel, obj.metric.bandwidth_from_params(x0), unit
         )
     np.testing.assert_allclose(obj(x0)[0] - 0.01 * x0 @ x0, plain, rtol=1e-10)
 
@@ -211,7 +211,7 @@ def test_squared_loss_of_one_hot_values_is_the_regressor_loo(rng):
         n_jobs=None,
         loss="log",
     )
-    params = obj.params_from_bandwidth(np.full(3, 0.8))
+    params = obj.metric.params_from_bandwidth(np.full(3, 0.8))
     expected = -np.mean(np.log(np.sum(loo * Y, axis=1)))
     np.testing.assert_allclose(obj(params)[0], expected, rtol=1e-10)
 
