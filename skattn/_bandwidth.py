@@ -336,6 +336,7 @@ def select_bandwidth(
     n_jobs=None,
     loss="squared",
     unit_weights=None,
+    rule_weights=None,
 ):
     """The per-feature bandwidth that a ``bandwidth`` parameter asks for: the one
     rule of every estimator (and every head of AttentionPooling).
@@ -362,6 +363,10 @@ def select_bandwidth(
     unit_weights : ndarray of shape (n_samples,), default=None
         The weight of one copy of each row ("cv" only; a classifier's class
         weights), 1 by default.
+    rule_weights : ndarray of shape (n_samples,), default=None
+        The weights of the rules of thumb (their ``n`` and spreads); None means
+        ``sample_weight``. A classifier passes its sample weights without the class
+        weights, which re-balance the classes but are no more data.
 
     Returns
     -------
@@ -375,7 +380,8 @@ def select_bandwidth(
                 f"positive floats or one of {BANDWIDTH_RULES}; got {bandwidth!r}."
             )
         if bandwidth != "cv":
-            return rule_of_thumb(X, sample_weight, bandwidth)
+            weights = sample_weight if rule_weights is None else rule_weights
+            return rule_of_thumb(X, weights, bandwidth)
         unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
         if np.sum(sample_weight) <= unit:
             raise ValueError(

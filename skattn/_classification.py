@@ -52,7 +52,10 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplying the sample weights (in the attention and
         in the "cv" loss): "balanced" uses ``n_samples / (n_classes *
-        np.bincount(y))``.
+        np.bincount(y))``. They re-balance the classes without changing the amount
+        of data: "scott" and "silverman" take ``n`` and the spreads from the sample
+        weights alone (a class weight of 1000 does not make the bandwidth that of
+        1000 times as many rows).
 
     n_neighbors : int, "radius", neighbours transformer or None, default=None
         Which training rows each query attends to. None: all of them (dense
@@ -211,6 +214,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
             n_jobs=self.n_jobs,
             loss="log",
             unit_weights=unit_kept,
+            rule_weights=None if unit is None else w_kept / unit_kept,
         )
         self._fit_head(1.0 / self.bandwidth_)
         return self

@@ -71,7 +71,9 @@ def test_loss_matches_plain_loop(rng, metric, k, kernel):
         W = obj.metric.components_from_params(params)
         expected = _plain_loo_loss(X @ W.T, Y, w, kernel, 1.0)
     else:
-        expected = _plain_loo_loss(X, Y, w, kernel, obj.metric.bandwidth_from_params(params))
+        expected = _plain_loo_loss(
+            X, Y, w, kernel, obj.metric.bandwidth_from_params(params)
+        )
     np.testing.assert_allclose(obj(params)[0], expected, rtol=1e-10)
 
 

@@ -13,8 +13,8 @@ from scipy.optimize import check_grad
 from sklearn.calibration import calibration_curve
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import log_loss
-from sklearn.model_selection import GridSearchCV
+from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.model_selection import GridSearchCV, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -307,8 +307,43 @@ def test_pipeline_grid_search_with_log_loss_and_calibration_ready_probabilities(
         cv=3,
     ).fit(X, y)
     assert np.isfinite(grid.best_score_) and grid.best_score_ < 0
-    proba = grid.predict_proba(X)[:, 1]
+    # Held-out probabilities are calibrated: the expected calibration error (the
+    # bins' gaps weighted by their share of rows) is small, and the Brier score
+    # beats the constant prediction of the base rate.
+    proba = cross_val_predict(grid.best_estimator_, X, y, cv=5, method="predict_proba")[
+        :, 1
+    ]
     prob_true, prob_pred = calibration_curve(y, proba, n_bins=5)
-    assert np.all((prob_pred >= 0) & (prob_pred <= 1))
+    counts = np.histogram(proba, bins=5, range=(0.0, 1.0))[0]
+    counts = counts[counts > 0]
+    ece = np.sum(counts * np.abs(prob_true - prob_pred)) / len(y)
+    assert ece < 0.1
+    assert brier_score_loss(y, proba) < 0.5 * brier_score_loss(
+        y, np.full(len(y), y.mean())
+    )
     restored = pickle.loads(pickle.dumps(grid.best_estimator_))
     np.testing.assert_array_equal(restored.predict_proba(X), grid.predict_proba(X))
+
+
+@pytest.mark.parametrize("rule", ["scott", "silverman"])
+def test_class_weights_leave_the_rule_of_thumb_alone(rng, rule):
+    # Class weights re-balance the classes; they are not more data, so the rules
+    # of thumb keep the n and spreads of the sample weights.
+    X, y = _data(rng, n=60)
+    w = rng.uniform(0.5, 2.0, size=len(y))
+    plain = NadarayaWatsonClassifier(bandwidth=rule).fit(X, y, sample_weight=w)
+    for class_weight in ({0: 1000.0, 1: 1e-4, 2: 1.0}, "balanced"):
+        weighted = NadarayaWatsonClassifier(bandwidth=rule, class_weight=class_weight)
+        weighted.fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(weighted.bandwidth_, plain.bandwidth_, rtol=1e-12)
+    # a class of weight 0 is dropped from the keys, and from the rule's data
+    kept = y != 2
+    dropped = NadarayaWatsonClassifier(bandwidth=rule, class_weight={2: 0.0})
+    dropped.fit(X, y, sample_weight=w)
+    expected = NadarayaWatsonClassifier(bandwidth=rule).fit(
+        X[kept], y[kept], sample_weight=w[kept]
+    )
+    np.testing.assert_allclose(dropped.bandwidth_, expected.bandwidth_, rtol=1e-12)
+    # the class weights still act in the attention
+    Q = rng.normal(size=(5, X.shape[1]))
+    assert not np.allclose(weighted.predict_proba(Q), plain.predict_proba(Q), atol=1e-3)

@@ -155,13 +155,26 @@ def test_radius_needs_a_compact_kernel():
 
 
 def test_top_k_in_a_grid_search():
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.model_selection import GridSearchCV, cross_val_score
 
     X, y, _ = _data()
     search = GridSearchCV(
         NadarayaWatsonRegressor(bandwidth=0.5), {"n_neighbors": [5, 50, None]}, cv=3
     ).fit(X, y)
-    assert search.best_params_["n_neighbors"] in (5, 50, None)
+    # every candidate was fitted with its own n_neighbors: the search's scores are
+    # those of the models fitted by hand, and top-k with k=5 is not dense attention
+    candidates = [5, 50, None]
+    by_hand = [
+        cross_val_score(
+            NadarayaWatsonRegressor(bandwidth=0.5, n_neighbors=k), X, y, cv=3
+        ).mean()
+        for k in candidates
+    ]
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], by_hand, rtol=1e-12
+    )
+    assert by_hand[0] != by_hand[2]
+    assert search.best_params_["n_neighbors"] == candidates[int(np.argmax(by_hand))]
 
 
 class _BruteForceGraph(TransformerMixin, BaseEstimator):
