@@ -376,6 +376,8 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         Returns
         -------
         log_proba : ndarray of shape (n_queries, n_classes)
+            Natural logarithms of the class probabilities, columns in the order of
+            ``classes_``.
 
         Examples
         --------
@@ -391,8 +393,9 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """The most probable class of each query; ties go to the class that comes
-        first in ``classes_``.
+        """Predict the most probable class of each query.
+
+        Ties go to the class that comes first in ``classes_``.
 
         Parameters
         ----------
@@ -402,6 +405,7 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         Returns
         -------
         y_pred : ndarray of shape (n_queries,)
+            The predicted class labels, from ``classes_``.
 
         Examples
         --------

@@ -726,7 +726,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         return self._attention_weights(X, int(head))
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
+        """Get the names of the output columns.
 
         Each head ``i`` gives, in order: ``head{i}_target`` (``head{i}_target{k}``
         for output ``k`` of a multi-output target, ``head{i}_proba_{class}`` for
@@ -742,6 +742,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         Returns
         -------
         feature_names_out : ndarray of str objects
+            One name per column of :meth:`transform`.
 
         Examples
         --------

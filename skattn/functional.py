@@ -355,9 +355,12 @@ def scaled_dot_product_attention(
     Parameters
     ----------
     query : array-like of shape (..., n_queries, d)
+        The queries ``Q``.
     key : array-like of shape (..., n_keys, d)
+        The keys ``K``.
     value : array-like of shape (..., n_keys, d_v)
-        Leading dimensions broadcast against each other.
+        The values ``V``. Leading dimensions of the three broadcast against each
+        other.
     mask : array-like of bool, default=None
         Broadcasts to (..., n_queries, n_keys); True marks a key that takes part.
     valid_lens : array-like of int, default=None
@@ -511,11 +514,17 @@ def additive_attention(
     Parameters
     ----------
     query : array-like of shape (..., n_queries, d_q)
+        The queries.
     key : array-like of shape (..., n_keys, d_k)
+        The keys.
     value : array-like of shape (..., n_keys, d_v)
+        The values. Leading dimensions of the three broadcast against each other.
     W_q : array-like of shape (d_q, n_hidden)
+        Projection of the queries into the hidden layer.
     W_k : array-like of shape (d_k, n_hidden)
+        Projection of the keys into the hidden layer.
     w_v : array-like of shape (n_hidden,)
+        Weights of the hidden units in the score.
     mask : array-like of bool, default=None
         Broadcasts to (..., n_queries, n_keys); True marks a key that takes part.
     valid_lens : array-like of int, default=None
@@ -527,6 +536,8 @@ def additive_attention(
     Returns
     -------
     output : ndarray of shape (..., n_queries, d_v)
+        The attention-weighted values; a query whose keys are all masked gets
+        zeros.
     weights : ndarray of shape (..., n_queries, n_keys)
         Only if ``return_weights``.
 
@@ -609,7 +620,9 @@ def kernel_attention(
     query : array-like of shape (n_queries, d) or (n_queries,)
         One-dimensional input means one feature.
     key : array-like of shape (n_keys, d) or (n_keys,)
+        The keys, in the features of ``query``.
     value : array-like of shape (n_keys, d_v) or (n_keys,)
+        The values pooled, one row per key.
     kernel : str, default="gaussian"
         One of the engine's kernels: "gaussian", "exponential", "tophat",
         "epanechnikov", "linear", "cosine".
@@ -720,12 +733,19 @@ def multi_head_attention(
     Parameters
     ----------
     query : array-like of shape (..., n_queries, d_q)
+        The queries.
     key : array-like of shape (..., n_keys, d_k)
+        The keys.
     value : array-like of shape (..., n_keys, d_v)
+        The values. Leading dimensions of the three broadcast against each other.
     W_q : array-like of shape (d_q, d_model)
+        Input projection of the queries (split into ``num_heads`` heads).
     W_k : array-like of shape (d_k, d_model)
+        Input projection of the keys.
     W_v : array-like of shape (d_v, d_model)
+        Input projection of the values.
     W_o : array-like of shape (d_model, d_out)
+        Output projection of the concatenated heads.
     num_heads : int
         Number of heads; must divide ``d_model``.
     mask : array-like of bool, default=None
@@ -743,6 +763,7 @@ def multi_head_attention(
     Returns
     -------
     output : ndarray of shape (..., n_queries, d_out)
+        The heads' outputs, concatenated and projected by ``W_o``.
     weights : ndarray of shape (..., num_heads, n_queries, n_keys)
         Only if ``return_weights`` (PyTorch averages them over heads by default).
 
@@ -847,6 +868,8 @@ def sinusoidal_positional_encoding(n_positions, d_model, base=10000.0):
     Returns
     -------
     encoding : ndarray of shape (n_positions, d_model)
+        Row ``p`` encodes position ``p``: sines in the even columns, cosines in
+        the odd ones.
 
     Examples
     --------
@@ -894,16 +917,22 @@ def squeeze_excitation(x, W1, b1, W2, b2, return_gate=False):
     Parameters
     ----------
     x : array-like of shape (n_samples, n_channels, height, width)
+        Feature maps.
     W1 : array-like of shape (n_channels, n_reduced)
+        Weights of the squeezing layer (followed by a ReLU).
     b1 : array-like of shape (n_reduced,)
+        Its bias.
     W2 : array-like of shape (n_reduced, n_channels)
+        Weights of the exciting layer (followed by a sigmoid).
     b2 : array-like of shape (n_channels,)
+        Its bias.
     return_gate : bool, default=False
         Also return the channel gates ``g``.
 
     Returns
     -------
     y : ndarray of the shape of ``x``
+        ``x`` with each channel multiplied by its gate.
     gate : ndarray of shape (n_samples, n_channels)
         Only if ``return_gate``.
 
@@ -966,16 +995,19 @@ def spatial_attention(x, conv_weight, conv_bias=0.0, return_gate=False):
     Parameters
     ----------
     x : array-like of shape (n_samples, n_channels, height, width)
+        Feature maps.
     conv_weight : array-like of shape (1, 2, k_h, k_w) or (2, k_h, k_w)
         The convolution's weights (PyTorch's layout); input channel 0 is the mean,
         1 the maximum. Kernel sizes must be odd (CBAM uses 7 x 7).
     conv_bias : float or array-like of shape (1,), default=0.0
+        The convolution's bias.
     return_gate : bool, default=False
         Also return the gate ``g``.
 
     Returns
     -------
     y : ndarray of the shape of ``x``
+        ``x`` with each position multiplied by its gate.
     gate : ndarray of shape (n_samples, 1, height, width)
         Only if ``return_gate``.
 

@@ -358,10 +358,9 @@ def test_bad_init_and_components(rng):
 
 
 @pytest.mark.parametrize("metric", ["diagonal", "full"])
-def test_duplicated_rows_drive_bandwidths_to_their_bound_not_to_overflow(metric):
+def test_duplicated_rows_drive_bandwidths_to_their_bound_not_to_overflow(rng, metric):
     # every row has a twin with the same target: the leave-one-out optimum is a
     # bandwidth of zero, which the box bounds stop before any overflow
-    rng = np.random.default_rng(0)
     X = np.repeat(rng.integers(0, 5, size=(15, 2)).astype(float), 2, axis=0)
     y = X[:, 0] * 4 + X[:, 1]
     model = AttentionRegressor(metric=metric, max_iter=500).fit(X, y)

@@ -271,7 +271,7 @@ def test_class_weight_errors(rng):
 # -- learning and conventions ------------------------------------------------------
 
 
-def test_learning_lowers_the_log_loss_and_finds_the_informative_features():
+def test_learning_lowers_the_log_loss_and_finds_the_informative_features(rng):
     X, y = make_classification(
         n_samples=800,
         n_features=8,
@@ -282,7 +282,7 @@ def test_learning_lowers_the_log_loss_and_finds_the_informative_features():
         random_state=0,
     )
     # shuffle=False keeps the informative features first, and the rows by class
-    order = np.random.default_rng(0).permutation(len(y))
+    order = rng.permutation(len(y))
     X, X_test, y, y_test = (
         X[order[:400]],
         X[order[400:]],

@@ -45,8 +45,7 @@ def client():
     cluster.close()
 
 
-def _data(n=300, seed=0):
-    rng = np.random.default_rng(seed)
+def _data(rng, n=300):
     X = rng.normal(size=(n, 4))
     y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=n)
     Q = rng.normal(size=(500, 4))
@@ -79,8 +78,8 @@ ESTIMATORS = [
 @pytest.mark.parametrize(
     "estimator, method", ESTIMATORS, ids=lambda p: getattr(p, "__name__", p)
 )
-def test_cluster_results_equal_local_results(client, estimator, method):
-    X, y, Q = _data()
+def test_cluster_results_equal_local_results(rng, client, estimator, method):
+    X, y, Q = _data(rng)
     if "Classifier" in type(estimator).__name__:
         y = np.digitize(y, [0.5, 1.5])
     with warnings.catch_warnings():
@@ -98,8 +97,8 @@ def test_cluster_results_equal_local_results(client, estimator, method):
     assert remote.dtype == local.dtype
 
 
-def test_grid_search_on_the_cluster_equals_local(client):
-    X, y, _ = _data(n=200)
+def test_grid_search_on_the_cluster_equals_local(rng, client):
+    X, y, _ = _data(rng, n=200)
     grid = {"bandwidth": [0.3, 0.6, 1.2], "n_neighbors": [None, 15]}
     local = GridSearchCV(NadarayaWatsonRegressor(), grid, cv=3).fit(X, y)
     remote, n_tasks = _on_cluster(

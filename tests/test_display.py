@@ -42,10 +42,10 @@ def test_weights_display_from_estimator(data):
     assert display.colorbar_ is not None
 
 
-def test_weights_display_sorted(data):
+def test_weights_display_sorted(rng, data):
     X, y = data
     model = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, y)
-    Xq = np.random.default_rng(1).uniform(0, 5, size=(9, 2))
+    Xq = rng.uniform(0, 5, size=(9, 2))
     display = AttentionWeightsDisplay.from_estimator(
         model, Xq, X_train=X, sort_by=1, colorbar=False
     )

@@ -126,7 +126,7 @@ def test_an_outlier_key_does_not_make_every_query_exact(rng, monkeypatch):
 
 
 # 6. scaled dot-product attention: batch dependence and NaN for finite inputs
-def test_scaled_dot_product_attention_extremes():
+def test_scaled_dot_product_attention_extremes(rng):
     q = np.array([[1e200, 1e200]])
     k = np.array([[1e200, -1e200], [1.0, 1.0]])
     v = np.array([[0.0], [1.0]])
@@ -150,7 +150,6 @@ def test_scaled_dot_product_attention_extremes():
         np.ones((1, 2)), both_overflow, v, scale=1e308, return_weights=True
     )
     np.testing.assert_array_equal(w, [[0.5, 0.5]])  # two +inf scores share
-    rng = np.random.default_rng(0)
     out = F.additive_attention(
         rng.normal(size=(2, 3)),
         rng.normal(size=(4, 2)),

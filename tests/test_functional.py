@@ -69,13 +69,10 @@ def lens_to_keep(lens, n_q, n_k):
     return keep
 
 
-rng = np.random.default_rng(0)
-
-
 # -- masked_softmax --------------------------------------------------------------------
 
 
-def test_masked_softmax_matches_loop_with_mask_and_lens():
+def test_masked_softmax_matches_loop_with_mask_and_lens(rng):
     scores = rng.normal(size=(3, 4, 6)) * 5
     mask = rng.random((3, 4, 6)) < 0.7
     lens = np.array([[6, 5, 0, 3], [1, 2, 3, 4], [6, 6, 6, 6]])
@@ -97,7 +94,7 @@ def test_masked_softmax_fully_masked_rows_are_zero_not_uniform():
     assert np.all(got == 0)
 
 
-def test_masked_softmax_per_batch_lens_d2l():
+def test_masked_softmax_per_batch_lens_d2l(rng):
     # d2l: scores (2, 2, 4), valid_lens (2,) repeated for every query
     scores = rng.random((2, 2, 4))
     got = F.masked_softmax(scores, valid_lens=np.array([2, 3]))
@@ -105,7 +102,7 @@ def test_masked_softmax_per_batch_lens_d2l():
     np.testing.assert_allclose(got.sum(-1), 1.0)
 
 
-def test_masked_softmax_axis():
+def test_masked_softmax_axis(rng):
     scores = rng.normal(size=(5, 3))
     mask = rng.random((5, 3)) < 0.8
     got = F.masked_softmax(scores, mask=mask, axis=0)
@@ -128,7 +125,7 @@ def test_masked_softmax_huge_and_infinite_scores():
     np.testing.assert_array_equal(got, [0.0, 1.0])
 
 
-def test_masked_softmax_dtypes():
+def test_masked_softmax_dtypes(rng):
     scores = rng.normal(size=(3, 4))
     assert F.masked_softmax(scores.astype(np.float32)).dtype == np.float32
     assert F.masked_softmax(np.arange(6).reshape(2, 3)).dtype == np.float64
@@ -190,7 +187,7 @@ def test_masked_softmax_properties(scores, data):
 
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("lens_kind", [None, "batch", "query"])
-def test_sdpa_matches_loop(with_mask, lens_kind):
+def test_sdpa_matches_loop(rng, with_mask, lens_kind):
     q, k, v = (
         rng.normal(size=(3, 4, 5)),
         rng.normal(size=(3, 6, 5)),
@@ -219,7 +216,7 @@ def test_sdpa_matches_loop(with_mask, lens_kind):
     np.testing.assert_allclose(blocked, out, rtol=1e-12, atol=1e-12)
 
 
-def test_sdpa_scale_and_broadcasting():
+def test_sdpa_scale_and_broadcasting(rng):
     q = rng.normal(size=(2, 1, 3, 4))  # (batch, 1, n_q, d)
     k = rng.normal(size=(5, 4, 4))  # (heads, n_k, d): broadcasts to (2, 5)
     v = rng.normal(size=(1, 5, 4, 3))
@@ -245,7 +242,7 @@ def test_sdpa_scale_and_broadcasting():
 
 
 @pytest.mark.parametrize("block_size", [1, 7, 64, 1000])
-def test_sdpa_blocked_equals_dense(block_size):
+def test_sdpa_blocked_equals_dense(rng, block_size):
     q, k, v = (
         rng.normal(size=(2, 50, 8)),
         rng.normal(size=(2, 300, 8)),
@@ -282,7 +279,7 @@ def test_sdpa_huge_scores_and_masked_rows_are_finite():
         np.testing.assert_allclose(out, [[2.0]])
 
 
-def test_sdpa_float32_stays_float32():
+def test_sdpa_float32_stays_float32(rng):
     q, k, v = (
         rng.normal(size=s).astype(np.float32) for s in [(2, 3, 4), (2, 5, 4), (2, 5, 2)]
     )
@@ -382,7 +379,7 @@ def test_sdpa_finite_and_blocked_equals_dense(data, n_q, n_k, block_size):
 # -- additive attention ----------------------------------------------------------------
 
 
-def test_additive_attention_matches_loop():
+def test_additive_attention_matches_loop(rng):
     q, k, v = (
         rng.normal(size=(2, 3, 4)),
         rng.normal(size=(2, 5, 6)),
@@ -408,7 +405,7 @@ def test_additive_attention_matches_loop():
         np.testing.assert_allclose(out[b], ref_out, atol=1e-13)
 
 
-def test_additive_attention_chunks_queries_within_working_memory():
+def test_additive_attention_chunks_queries_within_working_memory(rng):
     import sklearn
 
     q, k, v = (
@@ -445,7 +442,7 @@ def test_additive_attention_shape_errors(W_q, W_k, w_v, match):
 # -- kernel attention ------------------------------------------------------------------
 
 
-def test_kernel_attention_is_the_nadaraya_watson_formula():
+def test_kernel_attention_is_the_nadaraya_watson_formula(rng):
     x, y = rng.uniform(0, 5, size=50), rng.normal(size=50)
     queries = np.linspace(0, 5, 7)
     got = F.kernel_attention(queries, x, y, bandwidth=0.4)
@@ -456,7 +453,7 @@ def test_kernel_attention_is_the_nadaraya_watson_formula():
     assert got.shape == (7,)
 
 
-def test_kernel_attention_per_feature_bandwidth_and_weights():
+def test_kernel_attention_per_feature_bandwidth_and_weights(rng):
     X, V = rng.normal(size=(20, 2)), rng.normal(size=(20, 3))
     Q = rng.normal(size=(4, 2))
     h = np.array([0.5, 2.0])
@@ -534,7 +531,7 @@ def ref_multi_head(q, k, v, W_q, W_k, W_v, W_o, heads, keep, biases):
 
 @pytest.mark.parametrize("self_attention", [True, False])
 @pytest.mark.parametrize("lens_kind", [None, "batch", "query"])
-def test_multi_head_attention_matches_loop(self_attention, lens_kind):
+def test_multi_head_attention_matches_loop(rng, self_attention, lens_kind):
     d_model, heads = 8, 2
     q = rng.normal(size=(2, 4, 6))
     k, v = (
@@ -578,7 +575,7 @@ def test_multi_head_attention_matches_loop(self_attention, lens_kind):
     assert w.shape == (2, heads, n_q, n_k)
 
 
-def test_multi_head_attention_mask_shared_by_heads_and_unbatched():
+def test_multi_head_attention_mask_shared_by_heads_and_unbatched(rng):
     x = rng.normal(size=(5, 8))
     W = rng.normal(size=(4, 8, 8))
     causal = np.tril(np.ones((5, 5), bool))
@@ -649,7 +646,7 @@ def sigmoid(t):
     return 1 / (1 + math.exp(-t))
 
 
-def test_squeeze_excitation_matches_loop():
+def test_squeeze_excitation_matches_loop(rng):
     N, C, H, W, r = 2, 4, 3, 5, 2
     x = rng.normal(size=(N, C, H, W))
     W1, b1 = rng.normal(size=(C, r)), rng.normal(size=r)
@@ -676,7 +673,7 @@ def test_squeeze_excitation_matches_loop():
 
 
 @pytest.mark.parametrize("kernel_size", [(7, 7), (3, 5)])
-def test_spatial_attention_matches_loop(kernel_size):
+def test_spatial_attention_matches_loop(rng, kernel_size):
     N, C, H, W = 2, 3, 6, 5
     kh, kw = kernel_size
     x = rng.normal(size=(N, C, H, W))
@@ -714,7 +711,7 @@ def test_spatial_attention_errors():
 # -- against PyTorch, when it happens to be installed ----------------------------------
 
 
-def test_against_torch_scaled_dot_product_attention():
+def test_against_torch_scaled_dot_product_attention(rng):
     torch = pytest.importorskip("torch")
     q, k, v = (
         rng.normal(size=(2, 3, 4, 8)),
@@ -730,7 +727,7 @@ def test_against_torch_scaled_dot_product_attention():
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
-def test_against_torch_multihead_attention():
+def test_against_torch_multihead_attention(rng):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     d_model, heads = 8, 2
@@ -781,7 +778,7 @@ def test_functions_documented_with_formula_and_example(name):
     assert ".. math::" in func.__doc__, name
 
 
-def test_float32_stays_float32_everywhere():
+def test_float32_stays_float32_everywhere(rng):
     f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
     x = f32(2, 5, 8)
     out, w = F.multi_head_attention(

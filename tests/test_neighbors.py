@@ -23,8 +23,7 @@ from skattn._kernels import KERNELS, get_kernel
 COMPACT = [k for k in KERNELS if get_kernel(k).compact]
 
 
-def _data(n=200, d=3, seed=0):
-    rng = np.random.default_rng(seed)
+def _data(rng, n=200, d=3):
     X = rng.normal(size=(n, d))
     y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=n)
     Q = 1.5 * rng.normal(size=(60, d))
@@ -32,9 +31,9 @@ def _data(n=200, d=3, seed=0):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_top_k_with_all_rows_equals_dense(kernel):
-    X, y, Q = _data()
-    w = np.random.default_rng(1).uniform(0.2, 3.0, size=len(y))
+def test_top_k_with_all_rows_equals_dense(rng, kernel):
+    X, y, Q = _data(rng)
+    w = rng.uniform(0.2, 3.0, size=len(y))
     w[:10] = 0.0  # rows of zero weight are no keys
     dense = NadarayaWatsonRegressor(kernel=kernel, bandwidth=0.6).fit(X, y, w)
     for k in (190, 10_000):  # the 190 keys of positive weight; more means all
@@ -49,14 +48,14 @@ def test_top_k_with_all_rows_equals_dense(kernel):
 
 
 @pytest.mark.parametrize("kernel", COMPACT)
-def test_radius_equals_dense(kernel):
-    X, y, Q = _data()
+def test_radius_equals_dense(rng, kernel):
+    X, y, Q = _data(rng)
     # Far queries have no key in the support and fall back to the nearest key;
     # duplicated rows make ties.
     X = np.vstack([X, X[:5]])
     y = np.concatenate([y, y[:5] + 1.0])
     Q = np.vstack([Q, 10 * Q[:5], X[:5] + 3.0])
-    w = np.random.default_rng(2).uniform(0.5, 2.0, size=len(y))
+    w = rng.uniform(0.5, 2.0, size=len(y))
     for bandwidth in (0.3, [0.5, 1.0, 2.0]):
         dense = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w)
         radius = NadarayaWatsonRegressor(
@@ -74,8 +73,8 @@ def test_radius_equals_dense(kernel):
         )
 
 
-def test_radius_classifier_equals_dense():
-    X, y, Q = _data()
+def test_radius_classifier_equals_dense(rng):
+    X, y, Q = _data(rng)
     labels = np.digitize(y, [0.0, 1.0])
     params = {"kernel": "epanechnikov", "bandwidth": 0.5, "class_weight": "balanced"}
     dense = NadarayaWatsonClassifier(**params).fit(X, labels)
@@ -101,9 +100,9 @@ def _bound_by_loop(X, w, Q, h, k, value_range):
 
 
 @pytest.mark.parametrize("k", [5, 20, 60])
-def test_gaussian_top_k_error_within_documented_bound(k):
-    X, y, Q = _data(n=300, d=4, seed=3)
-    w = np.random.default_rng(4).uniform(0.5, 2.0, size=len(y))
+def test_gaussian_top_k_error_within_documented_bound(rng, k):
+    X, y, Q = _data(rng, n=300, d=4)
+    w = rng.uniform(0.5, 2.0, size=len(y))
     h = 0.8
     dense = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, w).predict(Q)
     model = NadarayaWatsonRegressor(bandwidth=h, n_neighbors=k).fit(X, y, w)
@@ -116,8 +115,8 @@ def test_gaussian_top_k_error_within_documented_bound(k):
     np.testing.assert_allclose(engine_bound * np.ptp(y), bound, rtol=1e-9)
 
 
-def test_top_k_weights_are_a_sparse_distribution():
-    X, y, Q = _data()
+def test_top_k_weights_are_a_sparse_distribution(rng):
+    X, y, Q = _data(rng)
     model = NadarayaWatsonRegressor(n_neighbors=7).fit(X, y)
     weights = model.attention_weights(Q)
     assert isinstance(weights, sparse.csr_matrix)
@@ -131,8 +130,8 @@ def test_top_k_weights_are_a_sparse_distribution():
     np.testing.assert_array_equal(weights.indices.reshape(-1, 7), nearest)
 
 
-def test_top_k_float32_stays_float32():
-    X, y, Q = _data()
+def test_top_k_float32_stays_float32(rng):
+    X, y, Q = _data(rng)
     X32, Q32 = X.astype(np.float32), Q.astype(np.float32)
     model = NadarayaWatsonRegressor(n_neighbors=10).fit(X32, y.astype(np.float32))
     assert model.predict(Q32).dtype == np.float32
@@ -148,16 +147,16 @@ def test_top_k_float32_stays_float32():
     assert np.isfinite(dense.predict(Q)).all()
 
 
-def test_radius_needs_a_compact_kernel():
-    X, y, _ = _data()
+def test_radius_needs_a_compact_kernel(rng):
+    X, y, _ = _data(rng)
     with pytest.raises(ValueError, match="n_neighbors='radius' needs a compact"):
         NadarayaWatsonRegressor(n_neighbors="radius").fit(X, y)
 
 
-def test_top_k_in_a_grid_search():
+def test_top_k_in_a_grid_search(rng):
     from sklearn.model_selection import GridSearchCV, cross_val_score
 
-    X, y, _ = _data()
+    X, y, _ = _data(rng)
     search = GridSearchCV(
         NadarayaWatsonRegressor(bandwidth=0.5), {"n_neighbors": [5, 50, None]}, cv=3
     ).fit(X, y)
@@ -210,9 +209,9 @@ class _BruteForceGraph(TransformerMixin, BaseEstimator):
         _BruteForceGraph(n_neighbors=9),
     ],
 )
-def test_precomputed_graph_equals_internal_search(graph):
-    X, y, Q = _data()
-    w = np.random.default_rng(5).uniform(0.5, 2.0, size=len(y))
+def test_precomputed_graph_equals_internal_search(rng, graph):
+    X, y, Q = _data(rng)
+    w = rng.uniform(0.5, 2.0, size=len(y))
     w[:7] = 0.0
     bandwidth = [0.5, 1.0, 2.0]  # per feature: the graph lives in the scaled space
     internal = NadarayaWatsonRegressor(bandwidth=bandwidth, n_neighbors=9).fit(X, y, w)
@@ -269,15 +268,15 @@ class _Returns(BaseEstimator):
         ("empty", ValueError, "a query row of no neighbour"),
     ],
 )
-def test_bad_neighbours_graph_is_a_clear_error(kind, error, match):
-    X, y, Q = _data()
+def test_bad_neighbours_graph_is_a_clear_error(rng, kind, error, match):
+    X, y, Q = _data(rng)
     model = NadarayaWatsonRegressor(n_neighbors=_Returns(kind)).fit(X, y)
     with pytest.raises(error, match=match):
         model.predict(Q)
 
 
-def test_neighbours_parameter_is_validated():
-    X, y, _ = _data()
+def test_neighbours_parameter_is_validated(rng):
+    X, y, _ = _data(rng)
     with pytest.raises(ValueError, match="n_neighbors"):
         NadarayaWatsonRegressor(n_neighbors=0).fit(X, y)
     with pytest.raises(ValueError, match="n_neighbors"):
@@ -290,8 +289,8 @@ def test_neighbours_parameter_is_validated():
 
 @pytest.mark.parametrize("cls", [AttentionRegressor, AttentionClassifier])
 @pytest.mark.parametrize("metric", ["diagonal", "full"])
-def test_learned_estimators_top_k_with_all_rows_equals_dense(cls, metric):
-    X, y, Q = _data(n=80)
+def test_learned_estimators_top_k_with_all_rows_equals_dense(rng, cls, metric):
+    X, y, Q = _data(rng, n=80)
     target = y if cls is AttentionRegressor else (y > 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -324,10 +323,10 @@ def _pooling_params(kernel):
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "epanechnikov"])
-def test_pooling_top_k_with_all_rows_and_radius_equal_dense(kernel):
-    X, y, Q = _data(n=120)
+def test_pooling_top_k_with_all_rows_and_radius_equal_dense(rng, kernel):
+    X, y, Q = _data(rng, n=120)
     Q = np.vstack([Q, 10 * Q[:3]])  # far queries: no key in a compact support
-    w = np.random.default_rng(6).uniform(0.5, 3.0, size=len(y))
+    w = rng.uniform(0.5, 3.0, size=len(y))
     w[:5] = 0.0  # no keys, but transformed by fit_transform
     w[5:15] = 1.0  # leave-one-out leaves no copy of these rows
     dense = AttentionPooling(**_pooling_params(kernel))
@@ -340,10 +339,10 @@ def test_pooling_top_k_with_all_rows_and_radius_equal_dense(kernel):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_pooling_leave_one_out_top_k_by_loop():
+def test_pooling_leave_one_out_top_k_by_loop(rng):
     """fit_transform's leave-one-out features pool each row's k nearest *other*
     rows: checked against a loop written plainly."""
-    X, y, _ = _data(n=90)
+    X, y, _ = _data(rng, n=90)
     k, h = 6, 0.8
     pooling = AttentionPooling(values="features", bandwidth=h, n_neighbors=k)
     got = pooling.fit_transform(X)
@@ -358,10 +357,10 @@ def test_pooling_leave_one_out_top_k_by_loop():
 
 
 @pytest.mark.parametrize("n_neighbors", [None, 12, "radius"])
-def test_query_chunks_on_threads_equal_one_thread(n_neighbors):
+def test_query_chunks_on_threads_equal_one_thread(rng, n_neighbors):
     """predict / attention_weights / transform split their queries over threads
     (``n_jobs``); every query's result is its own, so nothing changes."""
-    X, y, Q = _data()
+    X, y, Q = _data(rng)
     Q = np.vstack([Q] * 4)  # enough queries for several chunks
     kernel = "epanechnikov" if n_neighbors == "radius" else "gaussian"
     params = {"kernel": kernel, "bandwidth": 0.7, "n_neighbors": n_neighbors}
