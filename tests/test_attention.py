@@ -101,8 +101,15 @@ def test_weights_equal_repetition(rng, metric, k):
     b = AttentionRegressor(metric=metric, n_components=k).fit(
         np.repeat(X, w, axis=0), np.repeat(Y[:, 0], w)
     )
-    # the optimiser's path may round differently: the objectives agree to 1e-10
-    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-4)
+    # the optimiser's path may round differently (the objectives agree to 1e-10):
+    # the optima reached agree, and so do the predictions, up to the optimiser's
+    # tolerance
+    np.testing.assert_allclose(
+        a.loss_curve_[-1], b.loss_curve_[-1], rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        a.predict(X), b.predict(X), rtol=1e-4, atol=1e-3 * np.ptp(Y[:, 0])
+    )
 
 
 def test_minibatch_gradient_is_the_full_one_on_all_rows(rng):
