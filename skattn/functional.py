@@ -551,8 +551,8 @@ def additive_attention(
     >>> out, w = additive_attention(
     ...     q, k, v, W_q, W_k, w_v, valid_lens=[2, 6], return_weights=True
     ... )
-    >>> out.shape, (w[0, 0] > 0).sum(), (w[1, 0] > 0).sum()
-    ((2, 1, 10), np.int64(2), np.int64(6))
+    >>> out.shape, int((w[0, 0] > 0).sum()), int((w[1, 0] > 0).sum())
+    ((2, 1, 10), 2, 6)
     """
     query, key, value, batch = _attention_inputs(query, key, value, False)
     w_v = _float_array(w_v, "w_v")
