@@ -33,21 +33,22 @@ class Kernel:
     dlog_dsq : callable or None
         ``d log K / d sq`` for kernels differentiable almost everywhere with full
         support, else None.
+    gemm_logits : bool, default=False
+        Whether ``log K = -sq / 2`` (the Gaussian): linear in the squared distance,
+        so that the logits come straight out of the distance GEMM (the engine's fast
+        path).
     """
 
-    def __init__(self, name, log_kernel, radius, uses_distance, dlog_dsq=None):
+    def __init__(
+        self, name, log_kernel, radius, uses_distance, dlog_dsq=None, gemm_logits=False
+    ):
         self.name = name
         self.log_kernel = log_kernel
         self.radius = radius
         self.uses_distance = uses_distance
         self.dlog_dsq = dlog_dsq
+        self.gemm_logits = gemm_logits
         self.reach = self._reach()
-
-    @property
-    def gemm_logits(self):
-        """Whether ``log K`` is linear in the squared distance (the Gaussian), so
-        that the logits come straight out of the distance GEMM."""
-        return self.name == "gaussian"
 
     def _reach(self):
         """The scaled distance beyond which a key weighs nothing next to one whose
@@ -134,7 +135,9 @@ def _cosine(sq, out):
 
 
 KERNELS = {
-    "gaussian": Kernel("gaussian", _gaussian, np.inf, False, _dgaussian),
+    "gaussian": Kernel(
+        "gaussian", _gaussian, np.inf, False, _dgaussian, gemm_logits=True
+    ),
     "tophat": Kernel("tophat", _tophat, 1.0, False),
     "epanechnikov": Kernel("epanechnikov", _epanechnikov, 1.0, False),
     "exponential": Kernel("exponential", _exponential, np.inf, True, _dexponential),

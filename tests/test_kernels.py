@@ -53,3 +53,10 @@ def test_support():
 def test_unknown_kernel():
     with pytest.raises(ValueError, match=re.escape("Unknown kernel 'boxcar'")):
         get_kernel("boxcar")
+
+
+def test_gemm_logits_only_where_log_k_is_minus_half_the_squared_distance():
+    sq = np.array([0.0, 0.5, 3.0, 40.0])
+    for name, kernel in KERNELS.items():
+        linear = np.allclose(kernel.log_kernel(sq.copy(), np.empty(4)), -0.5 * sq)
+        assert kernel.gemm_logits == linear, name
