@@ -19,6 +19,7 @@ __all__ = [
     "check_bandwidth",
     "cv_bandwidth",
     "rule_of_thumb",
+    "scott_factor",
     "select_bandwidth",
     "weighted_spread",
 ]
@@ -79,6 +80,11 @@ def weighted_spread(X, sample_weight, robust=False):
     return spread
 
 
+def scott_factor(n, n_dims):
+    """Scott's factor ``n ** (-1 / (d + 4))``, ``n`` the sum of the weights."""
+    return float(n) ** (-1.0 / (n_dims + 4))
+
+
 def rule_of_thumb(X, sample_weight, rule="scott"):
     """Per-feature rule-of-thumb bandwidths (multivariate Scott or Silverman).
 
@@ -91,7 +97,7 @@ def rule_of_thumb(X, sample_weight, rule="scott"):
     n_features = X.shape[1]
     n = float(np.sum(sample_weight))
     if rule == "scott":
-        factor = n ** (-1.0 / (n_features + 4))
+        factor = scott_factor(n, n_features)
     elif rule == "silverman":
         factor = (n * (n_features + 2) / 4.0) ** (-1.0 / (n_features + 4))
     else:

@@ -45,6 +45,7 @@ from skattn._bandwidth import (
     MAX_BANDWIDTH,
     MIN_BANDWIDTH,
     cv_bandwidth,
+    scott_factor,
     weighted_spread,
 )
 from skattn._engine import chunk_rows, map_slices, prepare_keys, weighted_mean
@@ -80,7 +81,20 @@ N_ITER_NO_CHANGE = 10
 # -- parametrisations ----------------------------------------------------------------
 
 
-class DiagonalMetric:
+class _Metric:
+    """What every parametrisation shares: the spreads that standardise the
+    features."""
+
+    def spread(self, spread):
+        """The spread that standardises each feature, from the weighted spreads."""
+        return spread
+
+    def setup(self, spread):
+        """Fix the spread of the standardised features (bounds and units)."""
+        self.spreads = spread
+
+
+class DiagonalMetric(_Metric):
     """One bandwidth per feature: ``theta`` the log-bandwidths in units of each
     feature's spread; distances are Euclidean on ``Z * exp(-theta)``."""
 
@@ -89,14 +103,6 @@ class DiagonalMetric:
 
     def __init__(self, n_features, n_components=None):
         self.n_features = n_features
-
-    def spread(self, spread):
-        """The spread that standardises each feature."""
-        return spread
-
-    def setup(self, spread):
-        """Fix the spread of the standardised features (bounds and units)."""
-        self.spreads = spread
 
     @property
     def n_params(self):
@@ -216,7 +222,7 @@ class IsotropicMetric(DiagonalMetric):
         return super().from_array(init)
 
 
-class FullMetric:
+class FullMetric(_Metric):
     """A projection ``L`` of shape (n_components, n_features) of the standardised
     features: distances are Euclidean on ``Z @ L.T``."""
 
@@ -239,12 +245,6 @@ class FullMetric:
                 f"{MAX_FULL_PARAMS:,} that L-BFGS-B can hold in memory and the data "
                 "can inform; set n_components (say 10) or use metric='diagonal'."
             )
-
-    def spread(self, spread):
-        return spread
-
-    def setup(self, spread):
-        self.spreads = spread
 
     @property
     def n_params(self):
@@ -340,11 +340,6 @@ def make_metric(metric, n_features, n_components=None):
     if metric not in _METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
     return _METRICS[metric](n_features, n_components)
-
-
-def scott_factor(n, n_dims):
-    """Scott's factor ``n ** (-1 / (d + 4))``, ``n`` the sum of the weights."""
-    return float(n) ** (-1.0 / (n_dims + 4))
 
 
 # -- the objective -------------------------------------------------------------------
