@@ -209,7 +209,9 @@ def loo_loss(X, y, bandwidth):
         alpha=0.0,
         n_jobs=None,
     )
-    params = objective.metric.params_from_bandwidth(np.broadcast_to(bandwidth, X.shape[1]))
+    params = objective.metric.params_from_bandwidth(
+        np.broadcast_to(bandwidth, X.shape[1])
+    )
     return objective(params)[0]
 
 

@@ -11,12 +11,15 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from skattn._engine import map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._learning import (
+    EARLY_STOPPING_MIN_ROWS,
     LEARNABLE_KERNELS,
     LeaveOneOutObjective,
     initial_params,
@@ -459,17 +462,19 @@ class _MetricLearner:
                 f"{type(self).__name__} needs a total sample weight above 1 (leave-"
                 f"one-out must leave at least one row); got {w.sum()!r}."
             )
+        train, held = self._held_out_rows(X.shape[1], Y, w, unit_weights, loss)
+        of_train = (lambda a: a) if held is None else (lambda a: a[train])
         objective = LeaveOneOutObjective(
-            X,
-            Y,
-            w,
+            of_train(X),
+            of_train(Y),
+            of_train(w),
             kernel=self.kernel,
             metric=self.metric,
             n_components=self.n_components,
             alpha=self.alpha,
             n_jobs=self.n_jobs,
             loss=loss,
-            unit_weights=unit_weights,
+            unit_weights=None if unit_weights is None else of_train(unit_weights),
         )
         metric = objective.metric
         previous = None
@@ -478,18 +483,37 @@ class _MetricLearner:
         x0 = initial_params(
             objective,
             self.init,
-            X,
-            Y,
+            of_train(X),
+            of_train(Y),
             minibatch=self.batch_size is not None,
             previous=previous,
         )
+        # the penalty pulls toward the start: more of it, closer to that smoother
+        objective.reference = x0.copy()
+        held_out = None
+        if held is not None:
+            held_out = objective.held_out(X[held], Y[held], w[held])
         self._start = time.perf_counter()
         self.loss_curve_ = []
         report = self._reporter(metric)
+        self.validation_scores_ = None
+        self.best_iteration_ = None
         if self.batch_size is None:
-            params, self.n_iter_, message = minimize_lbfgs(
-                objective, x0, max_iter=self.max_iter, tol=self.tol, report=report
+            params, self.n_iter_, message, held_losses, best = minimize_lbfgs(
+                objective,
+                x0,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                report=report,
+                held_out=held_out,
+                n_iter_no_change=self.n_iter_no_change,
             )
+            if held_losses is not None:
+                # higher is better: R^2 for regression, -log loss for classes
+                self.validation_scores_ = [
+                    -value if loss == "log" else 1.0 - value for value in held_losses
+                ]
+                self.best_iteration_ = best
             if message is not None:
                 warnings.warn(
                     f"{type(self).__name__}: L-BFGS-B stopped without converging "
@@ -528,16 +552,65 @@ class _MetricLearner:
         self._fit_head(scale, components)
         return self
 
+    def _early_stopping(self, n_rows, n_features):
+        """Whether this fit holds rows out to stop early (full-batch fits only)."""
+        if self.batch_size is not None or self.early_stopping is False:
+            return False
+        if self.early_stopping == "auto":
+            metric = make_metric(self.metric, n_features, self.n_components)
+            return metric.stops_early and n_rows >= EARLY_STOPPING_MIN_ROWS
+        return True
+
+    def _held_out_rows(self, n_features, Y, w, unit_weights, loss):
+        """The rows the metric is learned on and those held out for early stopping
+        (None when it is off): ``validation_fraction`` of the rows, drawn with
+        ``random_state``, stratified by class for classifiers."""
+        n = len(w)
+        if not self._early_stopping(n, n_features):
+            return None, None
+        n_held = int(np.ceil(self.validation_fraction * n))
+        unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
+        if n_held < 1 or n - n_held < 2:
+            return None, None
+        rows = np.arange(n)
+        stratify = None
+        if loss == "log":
+            codes = np.argmax(Y, axis=1)
+            if np.bincount(codes).min(initial=n) >= 2:
+                stratify = codes
+        try:
+            train, held = train_test_split(
+                rows,
+                test_size=n_held,
+                random_state=check_random_state(self.random_state),
+                stratify=stratify,
+            )
+        except ValueError:  # too few rows of a class to stratify
+            train, held = train_test_split(
+                rows,
+                test_size=n_held,
+                random_state=check_random_state(self.random_state),
+            )
+        train, held = np.sort(train), np.sort(held)
+        if w[train].sum() <= unit:
+            return None, None
+        return train, held
+
     def _reporter(self, metric):
         """The optimiser's report: the loss curve, verbose lines, the callback."""
 
-        def report(params, n_iter, loss):
+        def report(params, n_iter, loss, held_out_loss=None):
             self.loss_curve_.append(float(loss))
             if self.verbose:
                 elapsed = time.perf_counter() - self._start
+                held = (
+                    ""
+                    if held_out_loss is None
+                    else f"  held-out loss {held_out_loss:.6f}"
+                )
                 print(
-                    f"[{type(self).__name__}] iter {n_iter:4d}  loss {loss:.6f}  "
-                    f"time {elapsed:.2f}s"
+                    f"[{type(self).__name__}] iter {n_iter:4d}  loss {loss:.6f}"
+                    f"{held}  time {elapsed:.2f}s"
                 )
             if self.callback is not None:
                 self.callback(metric.fitted(params)[0], n_iter)

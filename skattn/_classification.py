@@ -253,9 +253,12 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         :class:`NadarayaWatsonClassifier`).
 
     alpha : float, default=1e-2
-        L2 penalty on the learned parameters (log-bandwidths in units of each
-        feature's standard deviation, or the projection of the standardised
-        features). Unlike the squared error of regression, the leave-one-out log
+        Penalty on the squared distance of the learned parameters (log-bandwidths
+        in units of each feature's standard deviation, or the projection of the
+        standardised features) from those of the start (``init``; with "auto",
+        the leave-one-out choice of :class:`NadarayaWatsonClassifier`): more
+        penalty means closer to that smoother, never to the mean. Unlike the
+        squared error of regression, the leave-one-out log
         loss of classes that the training rows separate goes to 0 as the kernel
         sharpens without bound, and the model becomes overconfident on new data:
         at alpha=0 the 5-fold log loss on load_wine is 0.77 ("diagonal"), at 1e-2
@@ -284,6 +287,26 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         fraction of them) drawn at random at every step as the keys of that
         step's queries (ModernNCA's stochastic sampling of neighbours), as in
         :class:`AttentionRegressor`. None: every training row.
+
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the rows (of positive weight), learn the
+        metric on the others, measure after every L-BFGS-B iteration the loss of
+        the held-out rows attending to them, and stop once it has not improved by
+        1e-4 for ``n_iter_no_change`` iterations, keeping the iterate of the best
+        held-out loss: each data set gets its own stopping point. Every row is
+        still a key at prediction. "auto": on for ``metric="full"`` from 100 rows,
+        whose many parameters overfit the leave-one-out loss of small or noisy
+        data (on load_diabetes its 5-fold R^2 is 0.083 after 100 iterations, 0.436
+        with early stopping); off for "diagonal" and "isotropic", whose few
+        bandwidths the leave-one-out loss guards itself. Mini-batch fits
+        (``batch_size``) stop on their own rule (``tol``).
+
+    validation_fraction : float, default=0.1
+        The share of the rows held out by ``early_stopping`` (drawn with
+        ``random_state``, stratified by class).
+
+    n_iter_no_change : int, default=10
+        Iterations without improvement of the held-out loss before the fit stops.
 
     warm_start : bool, default=False
         Start from the previous fit's bandwidths or projection when they fit the
@@ -333,6 +356,13 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
 
     n_iter_ : int
         Number of iterations run.
+
+    validation_scores_ : list of float or None
+        With ``early_stopping``: minus the held-out rows' mean log loss at the start
+        and after each iteration (None without).
+
+    best_iteration_ : int or None
+        With ``early_stopping``: the iteration whose parameters were kept.
 
     loss_curve_ : list of float
         The objective (mean leave-one-out log loss plus the penalty) at the start
@@ -402,6 +432,9 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         batch_size=None,
         learning_rate_init=0.05,
         n_candidates=None,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=10,
         warm_start=False,
         callback=None,
         random_state=None,
@@ -420,6 +453,9 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.n_candidates = n_candidates
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.warm_start = warm_start
         self.callback = callback
         self.random_state = random_state
@@ -456,7 +492,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         >>> X, y = load_iris(return_X_y=True)
         >>> clf = AttentionClassifier(metric="diagonal").fit(X, y)
         >>> clf.feature_importances_.round(2)  # the petal features matter most
-        array([0.03, 0.04, 0.5 , 0.43])
+        array([0.06, 0.06, 0.58, 0.3 ])
         """
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2

@@ -53,10 +53,12 @@ from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
 __all__ = [
+    "EARLY_STOPPING_MIN_ROWS",
     "LEARNABLE_KERNELS",
     "METRICS",
     "DiagonalMetric",
     "FullMetric",
+    "HeldOutLoss",
     "IsotropicMetric",
     "LeaveOneOutObjective",
     "candidate_count",
@@ -76,6 +78,12 @@ MAX_FULL_PARAMS = 2**20
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 N_ITER_NO_CHANGE = 10
+# The improvement of the held-out loss (1 - R^2, or the mean log loss) that counts
+# for early stopping.
+EARLY_STOPPING_TOL = 1e-4
+# early_stopping="auto" holds rows out (for the metrics that stop early by default)
+# from this many rows on: fewer leave a held-out set of a handful of rows.
+EARLY_STOPPING_MIN_ROWS = 100
 
 
 # -- parametrisations ----------------------------------------------------------------
@@ -100,6 +108,10 @@ class DiagonalMetric(_Metric):
 
     name = "diagonal"
     attribute = "bandwidth_"
+    # A few bandwidths: the leave-one-out loss guards them itself (held-out early
+    # stopping was mixed on the development panel: +0.02 to +0.07 R^2 on diabetes
+    # and Housing, -0.055 on mpg, -0.009 on Wages).
+    stops_early = False
 
     def __init__(self, n_features, n_components=None):
         self.n_features = n_features
@@ -228,6 +240,10 @@ class FullMetric(_Metric):
 
     name = "full"
     attribute = "components_"
+    # n_components * n_features parameters overfit the leave-one-out loss of small
+    # or noisy data (diabetes: 5-fold R^2 0.083 after 100 iterations, 0.436 with
+    # held-out early stopping; Housing 0.432 and 0.617).
+    stops_early = True
 
     def __init__(self, n_features, n_components=None):
         self.n_features = n_features
@@ -372,6 +388,10 @@ class LeaveOneOutObjective:
     unit_weights : ndarray of shape (n_samples,), default=None
         The weight of one copy of each row (1 by default; a classifier's class
         weight): in leave-one-out, row ``i`` keeps ``w_i - u_i`` of its weight.
+    reference : ndarray of shape (n_params,), default=None
+        The parameters the penalty pulls toward, ``alpha * ||params -
+        reference||^2`` (a well-smoothed start: more penalty means closer to that
+        Nadaraya-Watson, not to the mean); None means zeros.
 
     Attributes
     ----------
@@ -392,9 +412,11 @@ class LeaveOneOutObjective:
         n_jobs,
         loss="squared",
         unit_weights=None,
+        reference=None,
     ):
         self.kernel = get_kernel(kernel)
         self.loss = get_loss(loss)
+        self.reference = None if reference is None else np.asarray(reference, float)
         if self.kernel.dlog_dsq is None:
             raise ValueError(f"kernel {self.kernel.name!r} cannot be learned.")
         X = np.asarray(X, dtype=np.float64)
@@ -404,7 +426,9 @@ class LeaveOneOutObjective:
         self.n_jobs = n_jobs
         self.unit_weights = unit_weights
         self.w = np.asarray(sample_weight, dtype=np.float64)
-        self.Y, _ = self.loss.standardise(np.asarray(Y, dtype=np.float64), self.w)
+        Y = np.asarray(Y, dtype=np.float64)
+        self.standardise_targets, _ = self.loss.standardiser(Y, self.w)
+        self.Y = self.standardise_targets(Y)
         self.center = weighted_mean(X, self.w)
         self.spread = self.metric.spread(weighted_spread(X, self.w))
         self.metric.setup(self.spread)
@@ -486,9 +510,15 @@ class LeaveOneOutObjective:
         factor = 1.0 / self.normaliser
         if rows is not None:
             factor *= self.w.sum() / self.w[queries].sum()
-        loss = loss * factor + self.alpha * float(params @ params)
-        grad = grad * factor + 2.0 * self.alpha * params
+        deviation = params if self.reference is None else params - self.reference
+        loss = loss * factor + self.alpha * float(deviation @ deviation)
+        grad = grad * factor + 2.0 * self.alpha * deviation
         return loss, grad
+
+    def held_out(self, X, Y, sample_weight):
+        """A :class:`HeldOutLoss` of rows that are not keys, in this objective's
+        units (standardised as its training rows)."""
+        return HeldOutLoss(self, X, Y, sample_weight)
 
     def _partial(self, keys, Y_keys, Z_keys, projected, queries, own):
         """Loss and gradient pieces of some query rows (sums over their chunks):
@@ -543,6 +573,36 @@ class LeaveOneOutObjective:
                 row_part += terms[0]
                 cross += terms[1]
         return loss, row_part, col_sums, cross
+
+
+class HeldOutLoss:
+    """The loss of held-out rows that attend to the objective's training rows (the
+    keys), at the objective's parameters: the early-stopping score. Normalised as the
+    objective is (``1 - R^2`` of the held-out rows for the squared error, their mean
+    log loss for classes), without the penalty."""
+
+    def __init__(self, objective, X, Y, sample_weight):
+        self.objective = objective
+        X = np.asarray(X, dtype=np.float64)
+        self.Z = X / objective.spread - objective.center / objective.spread
+        # in the units of the training targets
+        self.Y = objective.standardise_targets(np.asarray(Y, dtype=np.float64))
+        self.w = np.asarray(sample_weight, dtype=np.float64)
+        self.normaliser = objective.loss.normaliser(self.Y, self.w)
+
+    def __call__(self, params):
+        objective = self.objective
+        keys = prepare_keys(
+            objective.metric.project(objective.Z, params),
+            objective.Y,
+            kernel=objective.kernel,
+            key_weights=objective.w,
+            dtype=np.float64,
+        )
+        pooled = keys.pool(
+            objective.metric.project(self.Z, params), n_jobs=objective.n_jobs
+        )
+        return objective.loss.value(pooled, self.Y, self.w) / self.normaliser
 
 
 # -- start values ----------------------------------------------------------------
@@ -618,12 +678,43 @@ def _start(objective, init, X, Y, minibatch):
 # -- optimisers ------------------------------------------------------------------
 
 
-def minimize_lbfgs(objective, x0, *, max_iter, tol, report=None):
+class _EarlyStop(Exception):
+    """Raised from the optimiser's callback once the held-out loss stopped
+    improving."""
+
+
+def minimize_lbfgs(
+    objective,
+    x0,
+    *,
+    max_iter,
+    tol,
+    report=None,
+    held_out=None,
+    n_iter_no_change=10,
+):
     """L-BFGS-B on ``objective`` within its bounds, from ``x0``.
 
-    ``report(params, n_iter, loss)`` is called at the start (``n_iter=0``) and
-    after every iteration. Returns ``(params, n_iter, message)``, ``message``
-    None when it converged, else the optimiser's reason.
+    ``report(params, n_iter, loss, held_out_loss)`` is called at the start
+    (``n_iter=0``) and after every iteration (``held_out_loss`` None without
+    ``held_out``). With ``held_out`` (a :class:`HeldOutLoss`), its loss is measured
+    at the start and after every iteration; the fit stops once it has not improved
+    by ``EARLY_STOPPING_TOL`` on its best for ``n_iter_no_change`` iterations in a
+    row, and the iterate of the best held-out loss is returned.
+
+    Returns
+    -------
+    params : ndarray
+        The last iterate, or the one of the best held-out loss.
+    n_iter : int
+        Iterations run (at least 1).
+    message : str or None
+        None when L-BFGS-B converged or the held-out rule stopped it, else the
+        optimiser's reason.
+    held_out_losses : list of float or None
+        The held-out loss at the start and after every iteration.
+    best_iter : int
+        The iteration of ``params`` (the last one without ``held_out``).
     """
     last = {}
 
@@ -632,29 +723,52 @@ def minimize_lbfgs(objective, x0, *, max_iter, tol, report=None):
         last["x"], last["loss"] = params.copy(), loss
         return loss, grad
 
-    start_loss = fun(x0)[0]
-    if report is not None:
-        report(x0, 0, start_loss)
+    losses = None if held_out is None else []
+    best = {"loss": np.inf, "x": x0.copy(), "iter": 0, "since": 0}
+
+    def observe(params, n_iter, loss):
+        value = None
+        if held_out is not None:
+            value = float(held_out(params))
+            losses.append(value)
+            if value < best["loss"] - EARLY_STOPPING_TOL:
+                best.update(loss=value, x=params.copy(), iter=n_iter, since=0)
+            else:
+                best["since"] += 1
+        if report is not None:
+            report(params, n_iter, loss, value)
+        if held_out is not None and best["since"] >= n_iter_no_change:
+            raise _EarlyStop
+
     n_iter = [0]
 
     def on_iteration(xk):
         n_iter[0] += 1
-        if report is not None:
-            loss = last["loss"] if np.array_equal(xk, last.get("x")) else fun(xk)[0]
-            report(xk, n_iter[0], loss)
+        loss = last["loss"] if np.array_equal(xk, last.get("x")) else fun(xk)[0]
+        observe(xk, n_iter[0], loss)
 
-    result = minimize(
-        fun,
-        x0,
-        method="L-BFGS-B",
-        jac=True,
-        bounds=list(zip(*objective.bounds, strict=True)),
-        tol=tol,
-        options={"maxiter": max_iter},
-        callback=on_iteration,
-    )
-    message = None if result.status == 0 else str(result.message)
-    return result.x, max(int(result.nit), 1), message
+    message = None
+    try:
+        observe(x0, 0, fun(x0)[0])
+        result = minimize(
+            fun,
+            x0,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=list(zip(*objective.bounds, strict=True)),
+            tol=tol,
+            options={"maxiter": max_iter},
+            callback=on_iteration,
+        )
+    except _EarlyStop:
+        return best["x"], max(n_iter[0], 1), None, losses, best["iter"]
+    if result.status != 0:
+        message = str(result.message)
+    n_iter = max(int(result.nit), 1)
+    if held_out is None:
+        return result.x, n_iter, message, None, n_iter
+    # the last iterate may not be the best held out
+    return best["x"], n_iter, message, losses, best["iter"]
 
 
 def candidate_count(n_candidates, n):
@@ -686,7 +800,8 @@ def minimize_adam(
     The fit stops when the smoothed loss (an exponential average, weight 0.1) has
     not improved by ``tol`` relative to its best for ``N_ITER_NO_CHANGE`` steps in
     a row, or after ``max_iter`` steps. ``report(params, step, loss)`` is called
-    after every step. Returns ``(params, n_steps, converged)``.
+    after every step (its fourth argument None). Returns
+    ``(params, n_steps, converged)``.
     """
     rng = check_random_state(random_state)
     n = objective.n_samples
@@ -719,7 +834,7 @@ def minimize_adam(
         params = params - learning_rate * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
         params = np.clip(params, *objective.bounds)
         if report is not None:
-            report(params, step, loss)
+            report(params, step, loss, None)
         smoothed = loss if step == 1 else 0.9 * smoothed + 0.1 * loss
         if smoothed < best - tol * max(abs(best), 1e-12) or step == 1:
             best = smoothed

@@ -35,11 +35,21 @@ class SquaredLoss:
         the scale of ``y``. Returns the standardised ``Y`` and its unit ``u`` (a
         power of two): ``Y = u * standardised + mean``, the loss scales by ``u**2``.
         """
+        apply, unit = self.standardiser(Y, w)
+        return apply(Y), unit
+
+    def standardiser(self, Y, w):
+        """The map of :meth:`standardise` fitted on ``(Y, w)``, to put other rows
+        (held-out targets) in the same units, and the unit."""
         first = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
-        Y = np.ldexp(Y, -first)
-        Y = Y - w @ Y / w.sum()
-        second = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
-        return np.ldexp(Y, -second), float(np.ldexp(1.0, first + second))
+        scaled = np.ldexp(Y, -first)
+        mean = w @ scaled / w.sum()
+        second = int(np.frexp(np.max(np.abs(scaled - mean), initial=0.0))[1])
+
+        def apply(Z):
+            return np.ldexp(np.ldexp(Z, -first) - mean, -second)
+
+        return apply, float(np.ldexp(1.0, first + second))
 
     def normaliser(self, Y, w):
         mean = w @ Y / w.sum()
@@ -58,6 +68,10 @@ class LogLoss:
     def standardise(self, Y, w):
         """One-hot classes are kept as they are (unit 1)."""
         return Y, 1.0
+
+    def standardiser(self, Y, w):
+        """The identity, and the unit 1."""
+        return (lambda Z: Z), 1.0
 
     def _true_class_probability(self, P, Y):
         return np.einsum("ij,ij->i", P, Y)

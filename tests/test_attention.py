@@ -453,3 +453,117 @@ def test_sampled_candidates_need_batch_size(rng):
         AttentionRegressor(n_candidates=0.5).fit(X, Y[:, 0])
     with pytest.raises(ValueError, match="n_candidates"):
         AttentionRegressor(batch_size=8, n_candidates=1.5).fit(X, Y[:, 0])
+
+
+# -- early stopping and the reference penalty ----------------------------------------
+
+
+def _held_out_split(n, fraction=0.1, random_state=0):
+    """The rows AttentionRegressor holds out, drawn as its documentation says."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+
+    train, held = train_test_split(
+        np.arange(n),
+        test_size=int(np.ceil(fraction * n)),
+        random_state=check_random_state(random_state),
+    )
+    return np.sort(train), np.sort(held)
+
+
+def test_early_stopping_keeps_the_best_held_out_iterate():
+    X, y = make_friedman1(n_samples=300, n_features=6, noise=1.0, random_state=0)
+    seen = []
+    model = AttentionRegressor(
+        metric="full",
+        early_stopping=True,
+        n_iter_no_change=3,
+        random_state=0,
+        callback=lambda components, n_iter: seen.append(components.copy()),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    scores = np.asarray(model.validation_scores_)
+    assert len(scores) == model.n_iter_ + 1 == len(model.loss_curve_) == len(seen)
+    best = model.best_iteration_
+    assert scores[best] >= scores.max() - 1e-4
+    assert np.all(scores[best + 1 :] < scores[best] + 1e-4)
+    np.testing.assert_array_equal(model.components_, seen[best])
+    if model.n_iter_ < model.max_iter:  # stopped by the held-out rule
+        assert model.n_iter_ - best == 3
+
+    # the held-out score is the R^2 of the held-out rows attending to the others,
+    # at the kept parameters; every row is a key at prediction
+    train, held = _held_out_split(len(y))
+    projected = X @ model.components_.T
+    nw = NadarayaWatsonRegressor(bandwidth=1.0).fit(projected[train], y[train])
+    r2 = 1.0 - np.sum((nw.predict(projected[held]) - y[held]) ** 2) / np.sum(
+        (y[held] - y[held].mean()) ** 2
+    )
+    np.testing.assert_allclose(scores[best], r2, rtol=1e-10)
+    everyone = NadarayaWatsonRegressor(bandwidth=1.0).fit(projected, y)
+    np.testing.assert_allclose(model.predict(X[:20]), everyone.predict(projected[:20]))
+
+
+def test_early_stopping_learns_on_the_other_rows_only():
+    X, y = make_friedman1(n_samples=200, n_features=5, noise=1.0, random_state=1)
+    model = AttentionRegressor(early_stopping=True, random_state=0).fit(X, y)
+    assert model.best_iteration_ >= 1
+    train, _ = _held_out_split(len(y))
+    by_hand = AttentionRegressor(early_stopping=False, max_iter=model.best_iteration_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        by_hand.fit(X[train], y[train])
+    np.testing.assert_allclose(model.bandwidth_, by_hand.bandwidth_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_auto_and_off():
+    X, y = make_friedman1(n_samples=150, n_features=5, random_state=0)
+    diagonal = AttentionRegressor(max_iter=5).fit(X, y)  # "auto": not for diagonal
+    assert diagonal.validation_scores_ is None and diagonal.best_iteration_ is None
+    assert len(diagonal.loss_curve_) == diagonal.n_iter_ + 1
+    full = AttentionRegressor(metric="full", max_iter=5, random_state=0).fit(X, y)
+    assert len(full.validation_scores_) == full.n_iter_ + 1
+    small = AttentionRegressor(metric="full", max_iter=5).fit(X[:90], y[:90])
+    assert small.validation_scores_ is None  # "auto": too few rows to hold out
+    off = AttentionRegressor(metric="full", max_iter=5, early_stopping=False)
+    assert off.fit(X, y).validation_scores_ is None
+    minibatch = AttentionRegressor(
+        metric="full", batch_size=64, max_iter=5, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert minibatch.fit(X, y).validation_scores_ is None
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_verbose_lines_show_the_held_out_loss(capsys):
+    X, y = make_friedman1(n_samples=120, n_features=5, random_state=0)
+    AttentionRegressor(early_stopping=True, verbose=1, max_iter=3).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines and all("held-out loss" in line for line in lines)
+
+
+@pytest.mark.parametrize("metric, k", METRICS)
+def test_penalty_gradient_with_a_reference(rng, metric, k):
+    X, Y = _data(rng)
+    obj = _objective(X, Y, np.ones(len(X)), "gaussian", metric, k, alpha=0.3)
+    obj.reference = rng.normal(size=obj.n_params)
+    x0 = rng.normal(size=obj.n_params) * 0.3
+    error = check_grad(lambda p: obj(p)[0], lambda p: obj(p)[1], x0)
+    assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
+    free = _objective(X, Y, np.ones(len(X)), "gaussian", metric, k, alpha=0.0)
+    deviation = x0 - obj.reference
+    np.testing.assert_allclose(
+        obj(x0)[0], free(x0)[0] + 0.3 * deviation @ deviation, rtol=1e-12
+    )
+
+
+def test_a_large_penalty_keeps_the_start_not_the_mean():
+    X, y = make_friedman1(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    start = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y)
+    pulled = AttentionRegressor(alpha=1e6, early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(pulled.bandwidth_, start.bandwidth_, rtol=1e-4)
+    np.testing.assert_allclose(pulled.predict(X), start.predict(X), rtol=1e-3)

@@ -347,3 +347,36 @@ def test_class_weights_leave_the_rule_of_thumb_alone(rng, rule):
     # the class weights still act in the attention
     Q = rng.normal(size=(5, X.shape[1]))
     assert not np.allclose(weighted.predict_proba(Q), plain.predict_proba(Q), atol=1e-3)
+
+
+def test_early_stopping_holds_out_a_stratified_share():
+    X, y = make_classification(
+        n_samples=240, n_features=5, weights=[0.8, 0.2], random_state=0
+    )
+    seen = []
+    clf = AttentionClassifier(
+        early_stopping=True,
+        validation_fraction=0.25,
+        random_state=0,
+        callback=lambda bandwidth, n_iter: seen.append(bandwidth.copy()),
+    ).fit(X, y)
+    scores = np.asarray(clf.validation_scores_)
+    assert np.all(scores < 0)  # minus the held-out log loss
+    best = clf.best_iteration_
+    np.testing.assert_array_equal(clf.bandwidth_, seen[best])
+    # the held-out rows keep the class shares (stratified), and their score is
+    # minus the log loss of the held-out rows attending to the others
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+
+    train, held = train_test_split(
+        np.arange(len(y)),
+        test_size=60,
+        random_state=check_random_state(0),
+        stratify=y,
+    )
+    assert abs(np.mean(y[held]) - np.mean(y)) < 0.02
+    nw = NadarayaWatsonClassifier(bandwidth=clf.bandwidth_).fit(X[train], y[train])
+    np.testing.assert_allclose(
+        scores[best], -log_loss(y[held], nw.predict_proba(X[held])), rtol=1e-10
+    )

@@ -69,18 +69,6 @@ def _expected_failed_by_type(estimator):
                 "tests/test_classification.py checks class weights as repetition"
             ),
         }
-    if isinstance(estimator, AttentionClassifier) and isinstance(
-        estimator.n_neighbors, int
-    ):
-        return {
-            "check_class_weight_classifiers": (
-                "top-k attention: a query whose k nearest rows are all of other "
-                "classes cannot attend to class 0 whatever its weight, and on the "
-                "check's noisy blobs that is too many queries; dense attention "
-                "passes the check, and tests/test_neighbors.py checks top-k against "
-                "dense attention"
-            ),
-        }
     if isinstance(estimator, AttentionPooling) and estimator.values != "target":
         # Cross-fitted targets differ from fit().transform() too, but not beyond the
         # checks' atol of 1e-2 on their well-separated blobs; left-out features do.
