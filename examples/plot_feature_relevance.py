@@ -10,8 +10,8 @@ Learned feature relevance beside permutation importance
 :class:`~skattn.AttentionRegressor` learns one bandwidth per feature
 (``metric="diagonal"``) by minimising its leave-one-out error. A feature that does
 not help predict gets a huge bandwidth: attention stops looking at it. Its
-``feature_importances_`` (each feature's share of the learned distances) can be
-read as relevance, and this example sets them beside the model-agnostic
+``feature_importances_`` (how much the model's leave-one-out loss grows without each
+feature) can be read as relevance, and this example sets them beside the model-agnostic
 :func:`~sklearn.inspection.permutation_importance` on held-out data.
 """
 

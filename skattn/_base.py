@@ -548,7 +548,7 @@ class _MetricLearner:
                 delattr(self, name)
         fitted, scale, components = metric.fitted(params)
         setattr(self, metric.attribute, fitted)
-        self.feature_importances_ = objective.relevance(params)
+        self.feature_importances_ = objective.importance(params)
         self._fit_head(scale, components)
         return self
 

@@ -399,7 +399,7 @@ class FeatureRelevanceDisplay:
             ax.set_xscale("log")
             ax.set_xlabel("bandwidth (small: the feature matters)")
         else:
-            ax.set_xlabel("relevance (share of the learned metric)")
+            ax.set_xlabel("relevance (drop-feature importance)")
         self.ax_ = ax
         self.figure_ = ax.figure
         return self

@@ -567,3 +567,62 @@ def test_a_large_penalty_keeps_the_start_not_the_mean():
     pulled = AttentionRegressor(alpha=1e6, early_stopping=False).fit(X, y)
     np.testing.assert_allclose(pulled.bandwidth_, start.bandwidth_, rtol=1e-4)
     np.testing.assert_allclose(pulled.predict(X), start.predict(X), rtol=1e-3)
+
+
+@pytest.mark.parametrize("metric", ["diagonal", "full"])
+def test_feature_importances_are_drop_feature_leave_one_out_losses(rng, metric):
+    X, Y = _data(rng, n=40)
+    model = AttentionRegressor(metric=metric, max_iter=15, early_stopping=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y[:, 0])
+    # by plain loops: the leave-one-out loss, all features and each left out
+    if metric == "full":
+        features, h = X @ model.components_.T, np.ones(X.shape[1])
+    else:
+        features, h = X, model.bandwidth_
+
+    def loss(F, bandwidth):
+        return _plain_loo_loss(F, Y, np.ones(len(X)), "gaussian", bandwidth)
+
+    base = loss(features, h)
+    score = []
+    for j in range(X.shape[1]):
+        if metric == "full":
+            dropped = X.copy()
+            dropped[:, j] = X[:, j].mean()  # centred data: column j contributes 0
+            score.append(loss(dropped @ model.components_.T, h) - base)
+        else:
+            keep = np.arange(X.shape[1]) != j
+            score.append(loss(X[:, keep], h[keep]) - base)
+    score = np.maximum(score, 0.0)
+    np.testing.assert_allclose(
+        model.feature_importances_, score / score.sum(), rtol=1e-7
+    )
+
+
+def test_feature_importances_agree_with_permutation_importance():
+    from scipy.stats import spearmanr
+    from sklearn.datasets import load_diabetes
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import train_test_split
+
+    data = {
+        "diabetes": load_diabetes(return_X_y=True),
+        "friedman1": make_friedman1(
+            n_samples=600, n_features=10, noise=1.0, random_state=0
+        ),
+    }
+    for name, (X, y) in data.items():
+        X = StandardScaler().fit_transform(X)
+        X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+        model = AttentionRegressor().fit(X_train, y_train)
+        permuted = permutation_importance(
+            model, X_test, y_test, n_repeats=10, random_state=0
+        ).importances_mean
+        rho = spearmanr(model.feature_importances_, permuted).correlation
+        assert rho >= 0.7, (name, rho)
+        if name == "friedman1":  # the five informative features on top
+            assert set(np.argsort(model.feature_importances_)[-5:]) == set(range(5))
+        else:  # the binary sex column (1) is not mistaken for the most relevant
+            assert set(np.argsort(model.feature_importances_)[-2:]) == {2, 8}
