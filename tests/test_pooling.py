@@ -431,3 +431,16 @@ def test_weights_display_shows_pooling(rng):
     np.testing.assert_allclose(
         display.image_.get_array(), pooling.attention_weights(X[:5])
     )
+
+
+def test_integer_target_read_as_classes_says_what_to_do(rng):
+    X = rng.normal(size=(60, 2))
+    salary = (1000 * rng.uniform(50, 150, size=60)).astype(int)  # integer amounts
+    with pytest.raises(ValueError, match="target_type='continuous'"):
+        AttentionPooling().fit_transform(X, salary)
+    out = AttentionPooling(target_type="continuous").fit_transform(X, salary)
+    assert out.shape == (60, 1)
+    labels = np.repeat([0, 1, 2], 20)
+    labels[0] = 3  # one row of a fourth class
+    with pytest.raises(ValueError, match="4 classes, the smallest with 1 row"):
+        AttentionPooling(target_type="multiclass").fit_transform(X, labels)
