@@ -11,6 +11,30 @@ import time
 ROWS = []
 
 
+def metric_learn_mlkr():
+    """metric-learn's MLKR, with its validation calls adapted to scikit-learn >= 1.8.
+
+    metric-learn 0.7.0 (its latest release) passes ``force_all_finite``, which
+    scikit-learn 1.8 renamed to ``ensure_all_finite``; the shim renames the argument.
+    """
+    import metric_learn._util as util
+    from metric_learn import MLKR
+
+    def renamed(func):
+        def call(*args, **kwargs):
+            if "force_all_finite" in kwargs:
+                kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
+            return func(*args, **kwargs)
+
+        return call
+
+    if not getattr(util, "_skattn_shim", False):
+        util.check_X_y = renamed(util.check_X_y)
+        util.check_array = renamed(util.check_array)
+        util._skattn_shim = True
+    return MLKR
+
+
 def best_time(func, repeat=3):
     """The fastest of ``repeat`` calls of ``func``, in seconds."""
     times = []

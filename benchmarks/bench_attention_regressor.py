@@ -44,7 +44,7 @@ import time
 import warnings
 
 import numpy as np
-from _report import print_report, report
+from _report import metric_learn_mlkr, print_report, report
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import (
     load_diabetes,
@@ -88,30 +88,6 @@ class KernelRegCV(RegressorMixin, BaseEstimator):
         return self.model_.fit(np.asarray(X, dtype=float))[0]
 
 
-def _metric_learn_mlkr():
-    """metric-learn's MLKR, with its validation calls adapted to scikit-learn >= 1.8.
-
-    metric-learn 0.7.0 (its latest release) passes ``force_all_finite``, which
-    scikit-learn 1.8 renamed to ``ensure_all_finite``; the shim renames the argument.
-    """
-    import metric_learn._util as util
-    from metric_learn import MLKR
-
-    def renamed(func):
-        def call(*args, **kwargs):
-            if "force_all_finite" in kwargs:
-                kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
-            return func(*args, **kwargs)
-
-        return call
-
-    if not getattr(util, "_skattn_shim", False):
-        util.check_X_y = renamed(util.check_X_y)
-        util.check_array = renamed(util.check_array)
-        util._skattn_shim = True
-    return MLKR
-
-
 class MLKRRegressor(RegressorMixin, BaseEstimator):
     """Standardise, learn MLKR's projection, predict with MLKR's own Gaussian kernel."""
 
@@ -119,7 +95,7 @@ class MLKRRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
-        MLKR = _metric_learn_mlkr()
+        MLKR = metric_learn_mlkr()
         self.scaler_ = StandardScaler().fit(X)
         Xs = self.scaler_.transform(X)
         self.mlkr_ = MLKR(random_state=self.random_state).fit(Xs, y)

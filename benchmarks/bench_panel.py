@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import metric_learn_mlkr
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import (
     load_breast_cancer,
@@ -188,27 +189,6 @@ def _preprocessor():
 # -- models ----------------------------------------------------------------------------
 
 
-def _mlkr():
-    """metric-learn's MLKR with its validation calls adapted to scikit-learn >= 1.8
-    (it passes ``force_all_finite``, since renamed ``ensure_all_finite``)."""
-    import metric_learn._util as util
-    from metric_learn import MLKR
-
-    def renamed(func):
-        def call(*args, **kwargs):
-            if "force_all_finite" in kwargs:
-                kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
-            return func(*args, **kwargs)
-
-        return call
-
-    if not getattr(util, "_skattn_shim", False):
-        util.check_X_y = renamed(util.check_X_y)
-        util.check_array = renamed(util.check_array)
-        util._skattn_shim = True
-    return MLKR
-
-
 class MLKRNadarayaWatson(NadarayaWatsonRegressor):
     """MLKR's projection, then its own Gaussian kernel exp(-|A(x - x')|^2): a
     Nadaraya-Watson regressor of bandwidth sqrt(1/2) in the projected space."""
@@ -217,7 +197,7 @@ class MLKRNadarayaWatson(NadarayaWatsonRegressor):
         super().__init__(bandwidth=float(np.sqrt(0.5)))
 
     def fit(self, X, y):
-        self.mlkr_ = _mlkr()(random_state=0).fit(X, y)
+        self.mlkr_ = metric_learn_mlkr()(random_state=0).fit(X, y)
         return super().fit(self.mlkr_.transform(X), y)
 
     def predict(self, X):

@@ -288,18 +288,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         step's queries (ModernNCA's stochastic sampling of neighbours), as in
         :class:`AttentionRegressor`. None: every training row.
 
-    early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the rows (of positive weight), learn the
-        metric on the others, measure after every L-BFGS-B iteration the loss of
-        the held-out rows attending to them, and stop once it has not improved by
-        1e-4 for ``n_iter_no_change`` iterations, keeping the iterate of the best
-        held-out loss: each data set gets its own stopping point. Every row is
-        still a key at prediction. "auto": on for ``metric="full"`` from 100 rows,
-        whose many parameters overfit the leave-one-out loss of small or noisy
-        data (on load_diabetes its 5-fold R^2 is 0.083 after 100 iterations, 0.436
-        with early stopping); off for "diagonal" and "isotropic", whose few
-        bandwidths the leave-one-out loss guards itself. Mini-batch fits
-        (``batch_size``) stop on their own rule (``tol``).
+    {{early_stopping}}
 
     validation_fraction : float, default=0.1
         The share of the rows held out by ``early_stopping`` (drawn with
