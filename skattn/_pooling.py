@@ -2,10 +2,12 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
@@ -547,12 +549,32 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             for scale in self._scales:
                 h = np.asarray(base, dtype=np.float64) * scale
                 if self.learn_bandwidth:
-                    learner = AttentionRegressor(
-                        kernel=self.kernel, init=h, n_jobs=self.n_jobs
-                    )
-                    h = learner.fit(X, T, sample_weight=w).bandwidth_
+                    h = self._learned_bandwidth(X, T, w, h, len(heads))
                 heads.append(h)
         return np.asarray(heads, dtype=np.float64)
+
+    def _learned_bandwidth(self, X, T, w, start, head):
+        """A head's per-feature bandwidths learned from ``start`` with the objective
+        of AttentionRegressor; a convergence warning names this transformer and
+        what its user can do."""
+        learner = AttentionRegressor(kernel=self.kernel, init=start, n_jobs=self.n_jobs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            learner.fit(X, T, sample_weight=w)
+        for record in caught:
+            if not issubclass(record.category, ConvergenceWarning):
+                warnings.warn(record.message, record.category, stacklevel=2)
+                continue
+            warnings.warn(
+                f"AttentionPooling(learn_bandwidth=True): learning head {head}'s "
+                f"bandwidths stopped before converging (after {learner.max_iter} "
+                "L-BFGS-B iterations); the bandwidths reached are used. Standardise "
+                "the features, or learn them with AttentionRegressor(init=..., "
+                "max_iter=...) and pass its bandwidth_ as this head's bandwidth.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return learner.bandwidth_
 
     # -- pooling -------------------------------------------------------------------
 

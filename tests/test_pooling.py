@@ -444,3 +444,22 @@ def test_integer_target_read_as_classes_says_what_to_do(rng):
     labels[0] = 3  # one row of a fourth class
     with pytest.raises(ValueError, match="4 classes, the smallest with 1 row"):
         AttentionPooling(target_type="multiclass").fit_transform(X, labels)
+
+
+def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
+    import skattn._pooling as pooling_module
+
+    class Hurried(AttentionRegressor):  # stops after one iteration
+        def __init__(self, kernel="gaussian", init="auto", n_jobs=None):
+            super().__init__(kernel=kernel, init=init, n_jobs=n_jobs, max_iter=1)
+
+    monkeypatch.setattr(pooling_module, "AttentionRegressor", Hurried)
+    X, y = _data(rng, n=60)
+    with pytest.warns(ConvergenceWarning) as record:
+        AttentionPooling(learn_bandwidth=True, bandwidth=[0.5, 1.0]).fit(X, y)
+    messages = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert messages and all(
+        m.startswith("AttentionPooling(learn_bandwidth=True)") for m in messages
+    )
+    assert any("head 1's" in m for m in messages)
+    assert not any("Increase max_iter or tol" in m for m in messages)
