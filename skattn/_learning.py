@@ -15,7 +15,8 @@ spread for the isotropic metric). The objective is a leave-one-out loss of the p
 values (:mod:`skattn._losses`): the weighted squared error divided by the weighted
 total sum of squares, i.e. ``1 - R^2`` of the leave-one-out predictions (regression),
 or the mean log loss of the pooled one-hot classes (classification), plus ``alpha``
-times the squared norm of the parameters.
+times the squared distance of the parameters from a reference (the start: more
+penalty, closer to that Nadaraya-Watson smoother, never to the mean).
 
 Gradient: with ``g_i = dL/dy_hat_i`` (``2 w_i (y_hat_i - y_i)`` for the squared
 error, ``-w_i e_{c_i} / y_hat_i[c_i]`` for the log loss),
