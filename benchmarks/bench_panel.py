@@ -35,6 +35,7 @@ wall-clock means over the folds, every model with its default threading.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import argparse
+import functools
 import json
 import time
 import warnings
@@ -282,8 +283,14 @@ def _build(key, factory, n_columns):
 # -- running ---------------------------------------------------------------------------
 
 
-def _evaluate(task, name, load, key, factory):
-    X, y = load()
+@functools.cache
+def load(task, name):
+    """A data set of the panel, read once per run."""
+    return (REGRESSION if task == "regression" else CLASSIFICATION)[name]()
+
+
+def _evaluate(task, name, key, factory):
+    X, y = load(task, name)
     if task == "classification":
         folds = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
     else:
@@ -316,12 +323,11 @@ def _load_cache(fresh):
 
 
 def run(task, datasets, models, fresh=False, remeasure_skattn=True):
-    table = REGRESSION if task == "regression" else CLASSIFICATION
     zoo = REGRESSORS if task == "regression" else CLASSIFIERS
     cache = _load_cache(fresh)
     results = {}
     for name in datasets:
-        n_rows = len(table[name]()[1])
+        n_rows = len(load(task, name)[1])
         for key in models:
             label, factory, ours = zoo[key]
             if n_rows > SIZE_LIMITS.get(key, np.inf):
@@ -330,7 +336,7 @@ def run(task, datasets, models, fresh=False, remeasure_skattn=True):
             if cache_key in cache and not (ours and remeasure_skattn):
                 results[name, key] = cache[cache_key]
                 continue
-            result = _evaluate(task, name, table[name], key, factory)
+            result = _evaluate(task, name, key, factory)
             results[name, key] = cache[cache_key] = result
             # merged with what other runs wrote meanwhile
             stored = _load_cache(False)
@@ -354,10 +360,9 @@ def print_panel(task, datasets, models, results):
     header = ["data set", "n"] + [zoo[k][0] for k in models]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    table = REGRESSION if task == "regression" else CLASSIFICATION
     sums = {k: [] for k in models}
     for name in datasets:
-        n = len(table[name]()[1])
+        n = len(load(task, name)[1])
         cells = [name, str(n)]
         for key in models:
             r = results.get((name, key))

@@ -17,6 +17,7 @@ from skattn._losses import get_loss
 __all__ = [
     "BANDWIDTH_RULES",
     "check_bandwidth",
+    "check_bandwidth_spec",
     "cv_bandwidth",
     "rule_of_thumb",
     "scott_factor",
@@ -332,6 +333,15 @@ def check_bandwidth(bandwidth, n_features):
     return h
 
 
+def check_bandwidth_spec(bandwidth, n_features):
+    """A ``bandwidth`` parameter validated before any search: one of
+    ``BANDWIDTH_RULES`` as it is, or a number or array through
+    :func:`check_bandwidth` (which refuses any other string)."""
+    if isinstance(bandwidth, str) and bandwidth in BANDWIDTH_RULES:
+        return bandwidth
+    return check_bandwidth(bandwidth, n_features)
+
+
 def select_bandwidth(
     bandwidth,
     X,
@@ -379,12 +389,8 @@ def select_bandwidth(
     bandwidth : ndarray of shape (n_features,)
         Positive, finite, float64.
     """
+    bandwidth = check_bandwidth_spec(bandwidth, X.shape[1])
     if isinstance(bandwidth, str):
-        if bandwidth not in BANDWIDTH_RULES:
-            raise ValueError(
-                f"bandwidth must be a positive float, an array of {X.shape[1]} "
-                f"positive floats or one of {BANDWIDTH_RULES}; got {bandwidth!r}."
-            )
         if bandwidth != "cv":
             weights = sample_weight if rule_weights is None else rule_weights
             return rule_of_thumb(X, weights, bandwidth)
@@ -404,4 +410,4 @@ def select_bandwidth(
             unit_weights=unit_weights,
         )
         return np.asarray(h, dtype=np.float64)
-    return check_bandwidth(bandwidth, X.shape[1])
+    return bandwidth

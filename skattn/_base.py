@@ -462,7 +462,7 @@ class _MetricLearner:
                 f"{type(self).__name__} needs a total sample weight above 1 (leave-"
                 f"one-out must leave at least one row); got {w.sum()!r}."
             )
-        train, held = self._held_out_rows(X.shape[1], Y, w, unit_weights, loss)
+        train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
         of_train = (lambda a: a) if held is None else (lambda a: a[train])
         objective = LeaveOneOutObjective(
             of_train(X),
@@ -561,7 +561,7 @@ class _MetricLearner:
             return metric.stops_early and n_rows >= EARLY_STOPPING_MIN_ROWS
         return True
 
-    def _held_out_rows(self, n_features, Y, w, unit_weights, loss):
+    def _held_out_rows(self, n_features, Y, w, unit, loss):
         """The rows the metric is learned on and those held out for early stopping
         (None when it is off): ``validation_fraction`` of the rows, drawn with
         ``random_state``, stratified by class for classifiers."""
@@ -569,28 +569,18 @@ class _MetricLearner:
         if not self._early_stopping(n, n_features):
             return None, None
         n_held = int(np.ceil(self.validation_fraction * n))
-        unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
         if n_held < 1 or n - n_held < 2:
             return None, None
-        rows = np.arange(n)
-        stratify = None
-        if loss == "log":
-            codes = np.argmax(Y, axis=1)
-            if np.bincount(codes).min(initial=n) >= 2:
-                stratify = codes
+        split = {
+            "test_size": n_held,
+            "random_state": check_random_state(self.random_state),
+        }
+        strata = np.argmax(Y, axis=1) if loss == "log" else None
         try:
-            train, held = train_test_split(
-                rows,
-                test_size=n_held,
-                random_state=check_random_state(self.random_state),
-                stratify=stratify,
-            )
+            train, held = train_test_split(np.arange(n), stratify=strata, **split)
         except ValueError:  # too few rows of a class to stratify
-            train, held = train_test_split(
-                rows,
-                test_size=n_held,
-                random_state=check_random_state(self.random_state),
-            )
+            split["random_state"] = check_random_state(self.random_state)
+            train, held = train_test_split(np.arange(n), **split)
         train, held = np.sort(train), np.sort(held)
         if w[train].sum() <= unit:
             return None, None

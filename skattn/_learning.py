@@ -172,10 +172,6 @@ class DiagonalMetric(_Metric):
         bandwidth = self.bandwidth_from_params(params)
         return bandwidth, 1.0 / bandwidth, None
 
-    def relevance(self, params):
-        """Squared influence of each feature on the learned distances."""
-        return np.exp(-2 * self.log_bandwidths(params))
-
     # start values
     def identity(self):
         return self.params_from_bandwidth(np.ones(self.n_features))
@@ -304,9 +300,6 @@ class FullMetric(_Metric):
     def fitted(self, params):
         components = self.components_from_params(params)
         return components, np.ones(self.n_components), components
-
-    def relevance(self, params):
-        return (self.matrix(params) ** 2).sum(axis=0)
 
     def identity(self):
         return self.params_from_components(np.eye(self.n_components, self.n_features))
@@ -449,16 +442,6 @@ class LeaveOneOutObjective:
     def bounds(self):
         """Box bounds of the parameters, (lower, upper), one array each."""
         return self.metric.bounds
-
-    def relevance(self, params):
-        """Normalised squared influence of each feature on the learned distances
-        (which grows without bound once a discrete feature's bandwidth is below
-        its gaps: see :meth:`importance`)."""
-        score = self.metric.relevance(params)
-        total = score.sum()
-        if not np.isfinite(total) or total <= 0:
-            return np.full(self.n_features, 1.0 / self.n_features)
-        return score / total
 
     def leave_one_out_loss(self, Z, rows=None):
         """The leave-one-out loss (without penalty) of the pooling in which the

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from skattn._attention import AttentionRegressor
 from skattn._bandwidth import (
     BANDWIDTH_RULES,
-    check_bandwidth,
+    check_bandwidth_spec,
     select_bandwidth,
 )
 from skattn._base import _AttentionPoolingBase
@@ -43,18 +43,6 @@ def _head_specs(bandwidth):
             raise ValueError("bandwidth is an empty list; give at least one head.")
         return list(bandwidth)
     return [bandwidth]
-
-
-def _check_spec(spec, n_features):
-    if isinstance(spec, str):
-        if spec not in BANDWIDTH_RULES:
-            raise ValueError(
-                f"A head's bandwidth must be a positive float, an array of "
-                f"{n_features} positive floats or one of {BANDWIDTH_RULES}; got "
-                f"{spec!r}."
-            )
-        return spec
-    return check_bandwidth(spec, n_features)
 
 
 @fill_doc
@@ -409,7 +397,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             if hasattr(self, "classes_"):
                 del self.classes_
         self._specs = [
-            _check_spec(spec, X.shape[1]) for spec in _head_specs(self.bandwidth)
+            check_bandwidth_spec(spec, X.shape[1])
+            for spec in _head_specs(self.bandwidth)
         ]
         self._scales = self._check_scales()
 
