@@ -79,6 +79,7 @@ from skattn import (
     AttentionClassifier,
     AttentionPooling,
     AttentionRegressor,
+    LocalLinearRegressor,
     NadarayaWatsonClassifier,
     NadarayaWatsonRegressor,
 )
@@ -232,6 +233,7 @@ def _gpr():
 REGRESSORS = {
     "AR": ("AttentionRegressor()", lambda: AttentionRegressor(), True),
     "NW": ("NW(cv)", lambda: NadarayaWatsonRegressor(bandwidth="cv"), True),
+    "LL": ("LocalLinear(cv)", lambda: LocalLinearRegressor(), True),
     "Pool": (
         "AttentionPooling()+Ridge",
         lambda: make_pipeline(AttentionPooling(random_state=0), RidgeCV(RIDGE_ALPHAS)),

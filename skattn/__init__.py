@@ -5,6 +5,7 @@
 from skattn._attention import AttentionRegressor
 from skattn._classification import AttentionClassifier, NadarayaWatsonClassifier
 from skattn._display import AttentionWeightsDisplay, FeatureRelevanceDisplay
+from skattn._local_linear import LocalLinearRegressor
 from skattn._nadaraya_watson import NadarayaWatsonRegressor
 from skattn._pooling import AttentionPooling
 from skattn._version import __version__
@@ -15,6 +16,7 @@ __all__ = [
     "AttentionRegressor",
     "AttentionWeightsDisplay",
     "FeatureRelevanceDisplay",
+    "LocalLinearRegressor",
     "NadarayaWatsonClassifier",
     "NadarayaWatsonRegressor",
     "__version__",

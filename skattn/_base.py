@@ -245,6 +245,11 @@ class _AttentionPoolingBase(BaseEstimator):
 
     def _attention_weights(self, X, head=0):
         dtype, (_, weights) = self._pool(X, head, return_weights=True)
+        return self._expand_weights(weights, dtype)
+
+    def _expand_weights(self, weights, dtype):
+        """Weights over the keys (dense or CSR) as weights over every training
+        row, in ``dtype``: zero columns for the rows of zero sample weight."""
         weights = weights.astype(dtype, copy=False)
         if sparse.issparse(weights):
             weights.sort_indices()

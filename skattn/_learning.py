@@ -51,6 +51,7 @@ from skattn._bandwidth import (
 )
 from skattn._engine import chunk_rows, map_slices, prepare_keys, weighted_mean
 from skattn._kernels import get_kernel
+from skattn._local import LocalConstant
 from skattn._losses import get_loss
 
 __all__ = [
@@ -104,6 +105,11 @@ class _Metric:
     def setup(self, spread):
         """Fix the spread of the standardised features (bounds and units)."""
         self.spreads = spread
+        self.max_bandwidth = None
+
+    def cap(self, max_bandwidth):
+        """Bound the bandwidths by ``max_bandwidth`` (data units, one per feature)."""
+        raise ValueError(f"metric={self.name!r} has no bandwidths to cap.")
 
 
 class DiagonalMetric(_Metric):
@@ -132,7 +138,15 @@ class DiagonalMetric(_Metric):
         is 1e-11 of its spread already separates every distinct value, and one at
         1e11 is already ignored."""
         upper = np.minimum(PARAM_BOUND, np.log(MAX_BANDWIDTH) - np.log(self.spreads))
+        if self.max_bandwidth is not None:
+            cap = np.log(self.max_bandwidth) - np.log(self.spreads)
+            upper = np.maximum(np.minimum(upper, cap), -PARAM_BOUND)
         return -np.full(self.n_params, PARAM_BOUND), upper[: self.n_params]
+
+    def cap(self, max_bandwidth):
+        self.max_bandwidth = np.broadcast_to(
+            np.asarray(max_bandwidth, dtype=float), (self.n_features,)
+        )
 
     def log_bandwidths(self, params):
         return np.broadcast_to(params, (self.n_features,))
@@ -410,6 +424,8 @@ class LeaveOneOutObjective:
         loss="squared",
         unit_weights=None,
         reference=None,
+        local=None,
+        max_bandwidth=None,
     ):
         self.kernel = get_kernel(kernel)
         self.loss = get_loss(loss)
@@ -431,8 +447,17 @@ class LeaveOneOutObjective:
         self.metric.setup(self.spread)
         # divided before centring: no overflow for data near the float64 limit
         self.Z = X / self.spread - self.center / self.spread
+        self.local = local if local is not None else LocalConstant()
+        if not isinstance(self.local, LocalConstant) and self.loss.name != "squared":
+            raise ValueError("A local-linear fit is learned with the squared loss.")
+        # what the keys carry: the targets, or a local fit's moments (on Z)
+        self.values = self.local.values(self.Y, self.Z)
+        if max_bandwidth is not None:
+            self.metric.cap(max_bandwidth)
         self.normaliser = self.loss.normaliser(self.Y, self.w)
-        self.rows = chunk_rows(self.n_samples, 8, n_temporaries=3)
+        self.rows = chunk_rows(
+            self.n_samples, 8, n_temporaries=3 + self.local.n_temporaries
+        )
 
     @property
     def n_params(self):
@@ -447,16 +472,28 @@ class LeaveOneOutObjective:
         """The leave-one-out loss (without penalty) of the pooling in which the
         standardised features ``Z`` are Euclidean; over the rows ``rows`` alone
         (keys and queries) when given."""
-        Y, w = self.Y, self.w
+        Y, w, values, design = self.Y, self.w, self.values, self.Z
         unit = self.unit_weights
         if rows is not None:
-            Z, Y, w = Z[rows], Y[rows], w[rows]
+            Z, Y, w, values, design = (
+                Z[rows],
+                Y[rows],
+                w[rows],
+                values[rows],
+                design[rows],
+            )
             unit = None if unit is None else unit[rows]
         keys = prepare_keys(
-            Z, Y, kernel=self.kernel, key_weights=w, dtype=np.float64, unit_weights=unit
+            Z,
+            values,
+            kernel=self.kernel,
+            key_weights=w,
+            dtype=np.float64,
+            unit_weights=unit,
         )
         pooled = keys.pool(None, loo=True, n_jobs=self.n_jobs)
-        return self.loss.value(pooled, Y, w) / self.loss.normaliser(Y, w)
+        predictions, _ = self.local.solve(pooled, design)
+        return self.loss.value(predictions, Y, w) / self.loss.normaliser(Y, w)
 
     def importance(self, params, max_rows=IMPORTANCE_MAX_ROWS):
         """Drop-feature importance: how much the leave-one-out loss grows when a
@@ -513,7 +550,7 @@ class LeaveOneOutObjective:
 
         keys = prepare_keys(
             of_keys(projected),
-            of_keys(self.Y),
+            of_keys(self.values),
             kernel=self.kernel,
             key_weights=of_keys(self.w),
             dtype=np.float64,
@@ -577,14 +614,19 @@ class LeaveOneOutObjective:
                 pooled = keys.finish_chunk(
                     e, chunk_own, keys.exact_rows(qz, q_raw), normalize=True
                 )
+                Zq = self.Z[chunk]
+                predictions, state = self.local.solve(pooled, Zq)
                 value, G = self.loss.value_and_gradient(
-                    pooled, self.Y[chunk], self.w[chunk]
+                    predictions, self.Y[chunk], self.w[chunk]
                 )
                 loss += value
 
-                # A_ij = p_ij g_i.(y_j - y_hat_i) * dlogK/d(u^2), g_i = dL/dy_hat_i
-                A = np.matmul(G, Y_keys.T, out=b_buf[:m])
-                A -= np.einsum("ij,ij->i", G, pooled)[:, None]
+                # A_ij = p_ij T_ij * dlogK/d(u^2) with T_ij = dL/ds_ij / p_ij, which
+                # is g_i.(y_j - y_hat_i) (g_i = dL/dy_hat_i) for Nadaraya-Watson
+                # (skattn._local)
+                A = self.local.score_terms(
+                    G, predictions, state, Zq, Z_keys, Y_keys, out=b_buf[:m]
+                )
                 A *= e
                 if gaussian:
                     A *= -0.5
@@ -597,9 +639,7 @@ class LeaveOneOutObjective:
 
                 row_sums = A.sum(axis=1)
                 col_sums += A.sum(axis=0)
-                terms = self.metric.chunk_terms(
-                    A, row_sums, self.Z[chunk], qz, Z_keys, keys.z
-                )
+                terms = self.metric.chunk_terms(A, row_sums, Zq, qz, Z_keys, keys.z)
                 row_part += terms[0]
                 cross += terms[1]
         return loss, row_part, col_sums, cross
@@ -624,7 +664,7 @@ class HeldOutLoss:
         objective = self.objective
         keys = prepare_keys(
             objective.metric.project(objective.Z, params),
-            objective.Y,
+            objective.values,
             kernel=objective.kernel,
             key_weights=objective.w,
             dtype=np.float64,
@@ -632,7 +672,8 @@ class HeldOutLoss:
         pooled = keys.pool(
             objective.metric.project(self.Z, params), n_jobs=objective.n_jobs
         )
-        return objective.loss.value(pooled, self.Y, self.w) / self.normaliser
+        predictions, _ = objective.local.solve(pooled, self.Z)
+        return objective.loss.value(predictions, self.Y, self.w) / self.normaliser
 
 
 # -- start values ----------------------------------------------------------------
@@ -792,9 +833,10 @@ def minimize_lbfgs(
         )
     except _EarlyStop:
         return best["x"], max(n_iter[0], 1), None, losses, best["iter"]
-    if result.status != 0:
+    # (with every bound pinned, lower == upper, SciPy returns no status)
+    if result.get("status", 0) != 0:
         message = str(result.message)
-    n_iter = max(int(result.nit), 1)
+    n_iter = max(int(result.get("nit", 0)), 1)
     if held_out is None:
         return result.x, n_iter, message, None, n_iter
     # the last iterate may not be the best held out

@@ -6,6 +6,7 @@ from skattn import (
     AttentionClassifier,
     AttentionPooling,
     AttentionRegressor,
+    LocalLinearRegressor,
     NadarayaWatsonClassifier,
     NadarayaWatsonRegressor,
 )
@@ -23,6 +24,14 @@ INIT_PARAMS = {
         {"kernel": "cosine", "n_jobs": 2},
         {"n_neighbors": 5},
         {"kernel": "epanechnikov", "n_neighbors": "radius", "n_jobs": 2},
+    ],
+    LocalLinearRegressor: [
+        {},
+        {"bandwidth": "scott", "ridge": 0.0},
+        {"kernel": "exponential", "bandwidth": 1.5, "ridge": 1e-3},
+        {"kernel": "epanechnikov", "bandwidth": "cv"},
+        {"kernel": "tophat", "bandwidth": 2.0, "n_neighbors": "radius"},
+        {"n_neighbors": 5, "n_jobs": 2},
     ],
     AttentionRegressor: [
         {"max_iter": 20, "tol": 1e-8},

@@ -61,3 +61,39 @@ def leave_one_out(X_train, y_train, kernel, bandwidth, sample_weight):
         )
         out[i] = pred[0]
     return out
+
+
+def local_linear(
+    X_train, y_train, X_query, kernel, bandwidth, sample_weight=None, ridge=0.0
+):
+    """The local-linear fit by loops: at each query, weighted least squares of y on
+    [1, x - q] with the kernel weights, the slopes penalised by ridge * sum_k
+    (s_k b_k)^2 (s the weighted standard deviations, ddof=1); returns the
+    intercepts and slopes. The system is solved as it stands (no pseudo-inverse):
+    use it where every local design is well determined."""
+    n, d = X_train.shape
+    h = np.broadcast_to(np.asarray(bandwidth, dtype=float), (d,))
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    Y = np.asarray(y_train, dtype=float).reshape(n, -1)
+    mean = (w[:, None] * X_train).sum(axis=0) / w.sum()
+    var = (w[:, None] * (X_train - mean) ** 2).sum(axis=0) / (w.sum() - 1.0)
+    intercepts = np.zeros((len(X_query), Y.shape[1]))
+    slopes = np.zeros((len(X_query), d, Y.shape[1]))
+    for a in range(len(X_query)):
+        q = X_query[a]
+        k = np.zeros(n)
+        for i in range(n):
+            u = math.sqrt(sum(((q[j] - X_train[i, j]) / h[j]) ** 2 for j in range(d)))
+            k[i] = w[i] * kernel_value(kernel, u)
+        k /= k.sum()
+        design = np.hstack([np.ones((n, 1)), X_train - q])
+        M = np.zeros((d + 1, d + 1))
+        V = np.zeros((d + 1, Y.shape[1]))
+        for i in range(n):
+            M += k[i] * np.outer(design[i], design[i])
+            V += k[i] * np.outer(design[i], Y[i])
+        M[1:, 1:] += ridge * np.diag(var)
+        beta = np.linalg.solve(M, V)
+        intercepts[a] = beta[0]
+        slopes[a] = beta[1:]
+    return intercepts, slopes

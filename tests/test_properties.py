@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skattn import AttentionPooling, NadarayaWatsonRegressor
+from skattn import AttentionPooling, LocalLinearRegressor, NadarayaWatsonRegressor
 from skattn._kernels import KERNELS
 
 # The number of examples comes from the profile (tests/conftest.py): 60 by default,
@@ -154,3 +154,32 @@ def test_cross_fitted_fit_transform_is_finite(problem):
     out = model.fit_transform(X, y, w)
     assert out.shape == (len(X), 1 + X.shape[1])
     assert np.isfinite(out).all()
+
+
+@SETTINGS
+@given(problems(max_rows=15), st.sampled_from([0.0, 1e-6, 1.0]))
+def test_local_linear_is_finite_and_its_weights_sum_to_one(problem, ridge):
+    X, y, Q, w, kernel, bandwidth = problem
+    model = LocalLinearRegressor(kernel, bandwidth, ridge=ridge).fit(X, y, w)
+    pred = model.predict(Q)
+    assert np.isfinite(pred).all()
+    # slopes in y per unit of x may overflow (y at 1e150 over x at 1e-150)
+    assert not np.isnan(model.marginal_effects(Q)).any()
+    weights = model.attention_weights(Q)
+    assert np.isfinite(weights).all()
+    assert np.all(weights[:, w == 0] == 0)
+    # they sum to 1 up to the rounding of their own size (an extrapolation far
+    # from two keys has weights of opposite signs and huge magnitude)
+    scale = np.maximum(np.abs(weights).sum(axis=1), 1.0)
+    assert np.all(np.abs(weights.sum(axis=1) - 1.0) <= 1e-6 * scale)
+
+
+@SETTINGS
+@given(problems(max_rows=12))
+def test_local_linear_cv_is_finite(problem):
+    X, y, Q, w, kernel, _ = problem
+    if w.sum() <= 1:
+        w = w + 1.0
+    model = LocalLinearRegressor(kernel, "cv").fit(X, y, w)
+    assert np.all(np.isfinite(model.bandwidth_)) and np.all(model.bandwidth_ > 0)
+    assert np.isfinite(model.predict(Q)).all()

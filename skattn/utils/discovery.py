@@ -40,7 +40,7 @@ def all_estimators(type_filter=None):
     --------
     >>> from skattn.utils.discovery import all_estimators
     >>> [name for name, _ in all_estimators(type_filter="regressor")]
-    ['AttentionRegressor', 'NadarayaWatsonRegressor']
+    ['AttentionRegressor', 'LocalLinearRegressor', 'NadarayaWatsonRegressor']
     """
     root = str(Path(__file__).parent.parent)
     found = set()

@@ -1,0 +1,517 @@
+"""Local-linear regression: attention pooling of a weighted least-squares fit."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.utils.validation import check_is_fitted
+
+from skattn._bandwidth import (
+    MIN_BANDWIDTH,
+    check_bandwidth_spec,
+    select_bandwidth,
+    weighted_spread,
+)
+from skattn._base import AttentionHead, _AttentionPoolingRegressor
+from skattn._engine import map_query_chunks, weighted_mean
+from skattn._kernels import KERNELS
+from skattn._learning import (
+    LEARNABLE_KERNELS,
+    LeaveOneOutObjective,
+    minimize_lbfgs,
+)
+from skattn._local import LocalLinear
+from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn.utils._docstring import fill_doc
+from skattn.utils._sklearn_compat import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_sample_weight,
+    validate_data,
+)
+
+__all__ = ["LocalLinearRegressor"]
+
+# The largest bandwidth "cv" tries, in units of each feature's range: there the
+# Gaussian weights vary by less than 5e-9 across the data (the fit is linear in
+# that feature to rounding).
+LINEAR_BANDWIDTH = 1e4
+# A feature counts as linear (``linear_features_``) when the kernel's weight at its
+# whole range is within 1 % of the peak.
+LINEAR_WEIGHT = 0.99
+# L-BFGS-B of "cv": its iterations and tolerance (the objective is 1 - R^2).
+CV_MAX_ITER = 100
+CV_TOL = 1e-9
+# The global factors on the Nadaraya-Watson choice that "cv" tries for a compact
+# kernel (no gradient: its support moves), before a bounded Brent search.
+_COMPACT_FACTORS = np.geomspace(0.25, 64.0, 9)
+# Design coordinates (standard deviations from the training mean) are clipped here.
+_DESIGN_LIMIT = 1e150
+
+
+@fill_doc
+class LocalLinearRegressor(_AttentionPoolingRegressor):
+    """Local-linear kernel regression: attention pooling of local least squares.
+
+    At each query ``q`` the training rows get attention weights ``p_i(q)`` from a
+    kernel of their scaled distance (as in
+    :class:`~skattn.NadarayaWatsonRegressor`), and the prediction is the intercept
+    of the weighted least-squares line through the targets around ``q``. This
+    removes Nadaraya-Watson's bias at the edges of the data and on slopes, and
+    nests linear regression: a feature whose bandwidth is very large enters
+    linearly everywhere, and all of them together give ordinary least squares.
+
+    Read more in the :ref:`User Guide <local_linear>`.
+
+    Parameters
+    ----------
+    kernel : {"gaussian", "tophat", "epanechnikov", "exponential", "linear", \
+            "cosine"}, default="gaussian"
+        The kernel, with the shapes of :class:`sklearn.neighbors.KernelDensity`.
+
+    bandwidth : float, array-like of shape (n_features,) or \
+            {"scott", "silverman", "cv"}, default="cv"
+        The kernel's bandwidth, scalar or one per feature, in the units of ``X``.
+
+        - "cv": one bandwidth per feature minimising the (weighted) leave-one-out
+          squared error of the local-linear fit, like statsmodels'
+          ``KernelReg(reg_type="ll", bw="cv_ls")``: L-BFGS-B on the
+          log-bandwidths with the analytic gradient (at most 100 iterations),
+          started from the Nadaraya-Watson choice
+          (``NadarayaWatsonRegressor(bandwidth="cv")``). Bandwidths are capped at
+          ``1e4`` times each feature's range, where the fit is linear in it to
+          rounding. For a compact kernel (no gradient: its support moves) one
+          global factor on the Nadaraya-Watson choice is searched instead.
+        - "scott", "silverman": the rules of thumb of
+          :class:`~skattn.NadarayaWatsonRegressor`.
+
+    ridge : float, default=1e-6
+        Penalty on the local slopes, ``ridge * ||b * s||^2`` with ``s`` the
+        features' (weighted) standard deviations, which shrinks the fit toward the
+        local constant (Nadaraya-Watson) where the local design is poorly
+        determined. Directions in which the local design has no spread (a single
+        training row with weight, collinear features) get a zero slope whatever
+        the ridge, so predictions are always finite. 0 gives the plain
+        (pseudo-inverse) local-linear fit of statsmodels.
+
+    n_neighbors : int, "radius", neighbours transformer or None, default=None
+        Which training rows each local fit uses, as in
+        :class:`~skattn.NadarayaWatsonRegressor`: None all of them; an int
+        ``k`` the ``k`` nearest in the bandwidth-scaled space (top-k); "radius"
+        (compact kernels) those within the kernel's support; or the sparse graph
+        of a neighbours transformer. ``bandwidth="cv"`` still searches with all
+        rows.
+
+    {{n_jobs}}
+
+    Attributes
+    ----------
+    bandwidth_ : ndarray of shape (n_features,)
+        The bandwidth of each feature used for prediction.
+
+    linear_features_ : ndarray of shape (n_features,), dtype=bool
+        Features whose bandwidth is so large that the kernel's weight across
+        their whole training range stays within 1 % of its peak: the fit is
+        (nearly) globally linear in them.
+
+    n_iter_ : int
+        Iterations of the "cv" search (L-BFGS-B, or the evaluations of the
+        global factor for a compact kernel); 0 for other bandwidths.
+
+    n_samples_fit_ : int
+        Number of training rows; the columns of :meth:`attention_weights`.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    NadarayaWatsonRegressor : The local-constant fit (attention-pooled targets).
+    AttentionRegressor : Learned metric, Nadaraya-Watson pooling.
+    sklearn.linear_model.LinearRegression : The limit of infinite bandwidths.
+
+    Notes
+    -----
+    With the attention weights :math:`p_i(q)` (non-negative, summing to 1, sample
+    weights acting as repetition) the fit at a query :math:`q` solves
+
+    .. math::
+
+        \\min_{b_0, b} \\sum_i p_i(q) \\big(y_i - b_0 - b^\\top (x_i - q)\\big)^2
+            + \\lambda \\|S b\\|^2,
+
+    :math:`S` the features' standard deviations, and predicts :math:`b_0`. The
+    local moments are pooled by the engine like targets (one GEMM over
+    :math:`[y, x, x x^\\top, x y]` per chunk of queries), then each query solves a
+    small system: O(n_queries x n_samples x d^2) time, memory one chunk. The
+    prediction is linear in the targets, :math:`\\hat y(q) = \\sum_i l_i(q) y_i`,
+    with the equivalent kernel
+    :math:`l_i(q) = p_i(q) (1 + g^\\top (x_i - \\bar x))`,
+    :math:`g = (C + \\lambda S^2)^{+} (q - \\bar x)`, :math:`\\bar x` and
+    :math:`C` the local mean and covariance (:meth:`attention_weights`).
+
+    At the edge: a query far from the data, or in a compact kernel's empty
+    support, attends to its nearest training row (as Nadaraya-Watson does), and
+    with one row of weight the local design has no spread: the prediction is
+    that row's target. Between a few rows the fit extrapolates their line, so
+    predictions, unlike Nadaraya-Watson's, can leave the range of the targets.
+
+    References
+    ----------
+    .. [1] J. Fan and I. Gijbels, "Local Polynomial Modelling and Its
+       Applications", Chapman & Hall, 1996.
+    .. [2] M.-Y. Cheng, P. Hall and D. M. Titterington, "On the shrinkage of
+       local linear curve estimators", Statistics and Computing, 7, 1997.
+    .. [3] Q. Li and J. S. Racine, "Nonparametric Econometrics", Princeton
+       University Press, 2007 (R package np, ``regtype="ll"``).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.model_selection import KFold, cross_val_score
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skattn import LocalLinearRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LocalLinearRegressor())
+    >>> folds = KFold(5, shuffle=True, random_state=0)
+    >>> print(f"{cross_val_score(model, X, y, cv=folds).mean():.2f}")
+    0.49
+    """
+
+    _parameter_constraints: dict = {
+        "kernel": [StrOptions(set(KERNELS))],
+        "bandwidth": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"scott", "silverman", "cv"}),
+            "array-like",
+        ],
+        "ridge": [Interval(Real, 0, None, closed="left")],
+        "n_neighbors": NEIGHBORS_CONSTRAINT,
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        kernel="gaussian",
+        bandwidth="cv",
+        *,
+        ridge=1e-6,
+        n_neighbors=None,
+        n_jobs=None,
+    ):
+        self.kernel = kernel
+        self.bandwidth = bandwidth
+        self.ridge = ridge
+        self.n_neighbors = n_neighbors
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Store the training rows and their local moments; set the bandwidth.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (the keys).
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights acting as repetition. Rows of zero weight take no
+            part in the fits.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import LocalLinearRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-2, 2, size=(200, 2))
+        >>> y = 2 * X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.normal(size=200)
+        >>> model = LocalLinearRegressor().fit(X, y)  # bandwidth="cv"
+        >>> (model.bandwidth_ / np.ptp(X, axis=0)).round(2)  # wide in the linear x0
+        array([0.57, 0.03])
+        """
+        cv = isinstance(self.bandwidth, str) and self.bandwidth == "cv"
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            y_numeric=True,
+            multi_output=True,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2 if cv else 1,
+        )
+        sample_weight = check_sample_weight(sample_weight, X)
+        bandwidth = check_bandwidth_spec(self.bandwidth, X.shape[1])
+        self._y_dtype = np.float32 if np.asarray(y).dtype == np.float32 else np.float64
+        # The local moments are differences of pooled second moments: float64.
+        X = X.astype(np.float64, copy=False)
+        X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
+        self._center = weighted_mean(X_kept, w_kept)
+        self._spread = weighted_spread(X_kept, w_kept)
+        self._local = LocalLinear(self.ridge, X.shape[1])
+        self._moments = self._local.values(Y_kept, self._design(X_kept))
+        self.n_iter_ = 0
+        if cv:
+            bandwidth = self._cv_bandwidth(X_kept, Y_kept, w_kept)
+        else:
+            bandwidth = select_bandwidth(
+                bandwidth, X_kept, Y_kept, w_kept, self._kernel
+            )
+        self.bandwidth_ = bandwidth
+        self.linear_features_ = self._linear_features(X_kept, bandwidth)
+        self._fit_head(1.0 / bandwidth)
+        return self
+
+    def _design(self, X):
+        """Rows in the units of the local fits: centred on the training mean and
+        divided by each feature's spread (before centring: no overflow)."""
+        with np.errstate(over="ignore"):
+            D = X / self._spread - self._center / self._spread
+        # far beyond the data nothing changes but overflow (squares stay finite)
+        return np.clip(D, -_DESIGN_LIMIT, _DESIGN_LIMIT, out=D)
+
+    def _pooled_values(self, dtype):
+        return self._moments
+
+    def _linear_features(self, X, bandwidth):
+        with np.errstate(over="ignore"):  # a tiny bandwidth: not linear
+            span = np.ptp(X, axis=0) / bandwidth
+            log_k = self._kernel.log_kernel(span * span, np.empty_like(span))
+        return log_k >= np.log(LINEAR_WEIGHT)
+
+    def _cv_bandwidth(self, X, Y, w):
+        """One bandwidth per feature by the leave-one-out squared error of the
+        local-linear fit, from the Nadaraya-Watson choice."""
+        start = select_bandwidth("cv", X, Y, w, self._kernel, n_jobs=self.n_jobs)
+        span = np.ptp(X, axis=0)
+        cap = np.maximum(
+            LINEAR_BANDWIDTH * np.where(span > 0, span, self._spread), MIN_BANDWIDTH
+        )
+        start = np.minimum(start, cap)
+        if self._kernel.name not in LEARNABLE_KERNELS:
+            return self._cv_global_factor(X, Y, w, start, cap)
+        objective = LeaveOneOutObjective(
+            X,
+            Y,
+            w,
+            kernel=self._kernel,
+            metric="diagonal",
+            n_components=None,
+            alpha=0.0,
+            n_jobs=self.n_jobs,
+            local=self._local,
+            max_bandwidth=cap,
+        )
+        metric = objective.metric
+        # Two starts: the Nadaraya-Watson choice, and a smooth, nearly linear fit
+        # (every bandwidth the feature's range). The loss can have a local
+        # minimum at a small bandwidth of a feature that enters linearly, while
+        # the global one lies where that bandwidth is wide.
+        best, self.n_iter_ = None, 0
+        wide = np.clip(np.where(span > 0, span, self._spread), MIN_BANDWIDTH, cap)
+        for h in (start, wide):
+            x0 = np.clip(metric.params_from_bandwidth(h), *objective.bounds)
+            params, n_iter, _, _, _ = minimize_lbfgs(
+                objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL
+            )
+            self.n_iter_ += n_iter
+            loss = objective(params)[0]
+            if best is None or loss < best[0]:
+                best = (loss, params)
+        return metric.bandwidth_from_params(best[1])
+
+    def _cv_global_factor(self, X, Y, w, start, cap):
+        """A compact kernel's "cv": one factor on ``start``, by a grid and a bounded
+        Brent search of the leave-one-out squared error (in log factor)."""
+        evaluations = []
+
+        def loss(log_factor):
+            h = np.minimum(start * np.exp(log_factor), cap)
+            evaluations.append(log_factor)
+            return self._leave_one_out_error(X, Y, w, h)
+
+        grid = np.log(_COMPACT_FACTORS)
+        losses = [loss(t) for t in grid]
+        best = int(np.argmin(losses))
+        lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+        result = minimize_scalar(
+            loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3}
+        )
+        t = result.x if result.fun < losses[best] else grid[best]
+        self.n_iter_ = len(evaluations)
+        return np.minimum(start * np.exp(t), cap)
+
+    def _leave_one_out_error(self, X, Y, w, bandwidth):
+        """The weighted mean squared leave-one-out error of the fits with
+        ``bandwidth`` over the stored rows ``X, Y, w`` (dense attention)."""
+        head = AttentionHead(X, w, self._kernel, 1.0 / bandwidth)  # every row
+        pooled = head.pool(None, self._moments, loo=True, n_jobs=self.n_jobs)
+        predictions, _ = self._local.solve(pooled, self._design(X))
+        residual = predictions - Y
+        return float(w @ np.einsum("ij,ij->i", residual, residual) / w.sum())
+
+    def _local_fits(self, X, what):
+        """Validate the queries and compute ``what`` ("predict", "slopes" or
+        "weights") of their local fits by chunks of rows over the engine's
+        threads."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        head = self._heads[0]
+        prepared = head.prepare(self._moments, np.float64)
+        return map_query_chunks(_fit_rows, X, self.n_jobs, self, head, prepared, what)
+
+    def predict(self, X):
+        """Predict by the local-linear fit at each query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            The local fits' intercepts, in the dtype of ``y`` as fitted (float64,
+            or float32 for a float32 ``y``), whatever the dtype of ``X``.
+
+        Examples
+        --------
+        A line is fitted exactly, at the edges too:
+
+        >>> import numpy as np
+        >>> from skattn import LocalLinearRegressor
+        >>> X = np.arange(5.0).reshape(-1, 1)
+        >>> model = LocalLinearRegressor(bandwidth=1.0).fit(X, 2 * X.ravel() + 1)
+        >>> model.predict([[0.0], [4.0]]).round(3)
+        array([1., 9.])
+        """
+        predictions = self._local_fits(X, "predict").astype(self._y_dtype, copy=False)
+        return predictions[:, 0] if self._y_1d else predictions
+
+    def marginal_effects(self, X):
+        """The local slopes at each query: the marginal effects of the fit.
+
+        The partial derivatives of the local fit, statsmodels' ``KernelReg``
+        marginal effects (``mfx``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        slopes : ndarray of shape (n_queries, n_features) or \
+                (n_queries, n_outputs, n_features)
+            The slope ``b`` of the local fit in each feature, in units of ``y``
+            per unit of that feature.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import LocalLinearRegressor
+        >>> X = np.linspace(0, 3, 31).reshape(-1, 1)
+        >>> model = LocalLinearRegressor(bandwidth=0.3).fit(X, X.ravel() ** 2)
+        >>> model.marginal_effects([[1.0], [2.0]]).round(2)  # 2 x
+        array([[2.],
+               [4.]])
+        """
+        slopes = self._local_fits(X, "slopes").astype(self._y_dtype, copy=False)
+        return slopes[:, 0, :] if self._y_1d else slopes
+
+    def attention_weights(self, X):
+        """The equivalent kernel: each training target's weight in each prediction.
+
+        The local-linear prediction is linear in the training targets,
+        ``predict(X) = attention_weights(X) @ y``: the weights are the attention
+        weights times a linear correction (class notes). Each row sums to 1, but,
+        unlike Nadaraya-Watson's attention, entries may be negative (rows on the
+        far side of a query pull the line through it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        weights : ndarray or scipy.sparse.csr_matrix of shape \
+                (n_queries, n_samples_fit)
+            Column ``j`` is training row ``j`` (zero for rows fitted with zero
+            sample weight). Dense (mind the memory), or a CSR matrix of each
+            query's candidate rows when ``n_neighbors`` is set.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import LocalLinearRegressor
+        >>> X, y = np.array([[0.0], [1.0], [3.0]]), np.array([0.0, 1.0, 3.0])
+        >>> model = LocalLinearRegressor(bandwidth=1.0).fit(X, y)
+        >>> weights = model.attention_weights([[0.5], [4.0]])
+        >>> weights.sum(axis=1).round(6)
+        array([1., 1.])
+        >>> (weights @ y).round(3)  # y = x is fitted exactly, beyond the data too
+        array([0.5, 4. ])
+        """
+        weights = self._local_fits(X, "weights")
+        return self._expand_weights(weights, self._y_dtype)
+
+    def _leave_one_out_predict(self):
+        """Leave-one-out predictions of the stored rows (every row as keys)."""
+        X = self._keys
+        pooled = self._heads[0].pool(None, self._moments, loo=True, n_jobs=self.n_jobs)
+        predictions, _ = self._local.solve(pooled, self._design(X))
+        return predictions
+
+
+def _fit_rows(X, estimator, head, prepared, what):
+    """The local fits of some query rows on one thread (the task of
+    :func:`~skattn._engine.map_query_chunks`): predictions, slopes (data units,
+    (m, n_outputs, n_features)) or equivalent-kernel weights over the keys."""
+    local = estimator._local
+    Dq = estimator._design(X.astype(np.float64, copy=False))
+    returns = {"return_weights": True} if what == "weights" else {}
+    pooled = head.pool(X, estimator._moments, prepared=prepared, n_jobs=1, **returns)
+    if what == "predict":
+        predictions, _ = local.solve(pooled, Dq)
+        return predictions
+    if what == "slopes":
+        fit = local.fit(pooled, estimator._values.shape[1])
+        with np.errstate(over="ignore"):  # y per unit x beyond the float range
+            return np.swapaxes(fit.slopes, 1, 2) / estimator._spread
+    pooled, weights = pooled
+    fit = local.fit(pooled, estimator._values.shape[1])
+    g = local.equivalent_factor(fit, Dq)
+    offset = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+    D_keys = estimator._design(estimator._keys)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if hasattr(weights, "tocsr"):
+            weights = weights.tocsr().astype(np.float64)
+            rows = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
+            factor = offset[rows] + np.einsum(
+                "ij,ij->i", g[rows], D_keys[weights.indices]
+            )
+            # as predict: a non-finite extrapolation gives the local constant
+            factor[~np.isfinite(factor)] = 1.0
+            weights.data *= factor
+            return weights
+        weights = np.asarray(weights, dtype=np.float64)
+        factor = g @ D_keys.T + offset[:, None]
+    bad = ~np.isfinite(factor).all(axis=1)
+    factor[bad] = 1.0
+    return weights * factor
