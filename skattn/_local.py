@@ -174,18 +174,38 @@ class LocalLinear:
         fit = state
         g = self.equivalent_factor(fit, Dq)  # (m, d)
         bG = np.einsum("mdo,mo->md", fit.slopes, G)  # (m, d)
-        # residual part: G.y_j - (b G).x_j + (b G).q - G.y_hat
-        T = np.matmul(G, Y_keys.T, out=out)
-        T -= bG @ D_keys.T
-        T += (np.einsum("md,md->m", bG, Dq) - np.einsum("mo,mo->m", G, predictions))[
-            :, None
-        ]
-        factor = g @ D_keys.T
-        factor += (1.0 - np.einsum("md,md->m", g, fit.x_bar))[:, None]
-        T *= factor
+        m, o = G.shape
+        # residual part G.y_j - (b G).x_j + ((b G).q - G.y_hat) and the factor
+        # 1 + g.x_j - g.x_bar, each one GEMM against [Y_keys, D_keys, 1]
+        keys = self._keys_matrix(D_keys, Y_keys)
+        left = np.empty((m, keys.shape[0]))
+        left[:, :o] = G
+        left[:, o:-1] = -bG
+        left[:, -1] = np.einsum("md,md->m", bG, Dq) - np.einsum(
+            "mo,mo->m", G, predictions
+        )
+        T = np.matmul(left, keys, out=out)
+        right = np.zeros((m, keys.shape[0]))
+        right[:, o:-1] = g
+        right[:, -1] = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+        T *= right @ keys
         if self.ridge:
             T -= self.ridge * np.einsum("md,md->m", g, bG)[:, None]
         return T
+
+    def _keys_matrix(self, D_keys, Y_keys):
+        """``[Y_keys, D_keys, 1]`` transposed, (o + d + 1, n), kept for the keys
+        of the last call (every chunk of an objective's pass has the same)."""
+        cached = getattr(self, "_keys_cache", None)
+        if cached is not None and cached[0] is D_keys and cached[1] is Y_keys:
+            return cached[2]
+        n = D_keys.shape[0]
+        keys = np.empty((Y_keys.shape[1] + D_keys.shape[1] + 1, n))
+        keys[: Y_keys.shape[1]] = Y_keys.T
+        keys[Y_keys.shape[1] : -1] = D_keys.T
+        keys[-1] = 1.0
+        self._keys_cache = (D_keys, Y_keys, keys)
+        return keys
 
     def slopes(self, pooled, n_outputs):
         """Local slopes (design units) of a chunk of pooled moments, (m, d, o)."""

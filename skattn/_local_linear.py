@@ -80,11 +80,12 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
           squared error of the local-linear fit, like statsmodels'
           ``KernelReg(reg_type="ll", bw="cv_ls")``: L-BFGS-B on the
           log-bandwidths with the analytic gradient (at most 100 iterations),
-          started from the Nadaraya-Watson choice
-          (``NadarayaWatsonRegressor(bandwidth="cv")``). Bandwidths are capped at
-          ``1e4`` times each feature's range, where the fit is linear in it to
-          rounding. For a compact kernel (no gradient: its support moves) one
-          global factor on the Nadaraya-Watson choice is searched instead.
+          started from a smooth, nearly linear fit (every bandwidth the
+          feature's range): of the loss's local minima it finds the smoothest
+          one. Bandwidths are capped at ``1e4`` times each feature's range,
+          where the fit is linear in it to rounding. For a compact kernel (no
+          gradient: its support moves) one global factor on the choice of
+          ``NadarayaWatsonRegressor(bandwidth="cv")`` is searched instead.
         - "scott", "silverman": the rules of thumb of
           :class:`~skattn.NadarayaWatsonRegressor`.
 
@@ -297,14 +298,20 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
     def _cv_bandwidth(self, X, Y, w):
         """One bandwidth per feature by the leave-one-out squared error of the
         local-linear fit, from the Nadaraya-Watson choice."""
-        start = select_bandwidth("cv", X, Y, w, self._kernel, n_jobs=self.n_jobs)
         span = np.ptp(X, axis=0)
         cap = np.maximum(
             LINEAR_BANDWIDTH * np.where(span > 0, span, self._spread), MIN_BANDWIDTH
         )
-        start = np.minimum(start, cap)
+        # The start: a smooth, nearly linear fit (every bandwidth the feature's
+        # range). The loss has local minima; descending from the smooth end finds
+        # the smoothest one, which held out better on the development panel than
+        # the lower of two runs, from here and from the Nadaraya-Watson choice
+        # (airquality R^2 0.578 against 0.463, elsewhere within 0.006), in half
+        # the time; the Nadaraya-Watson start alone gave Salaries 0.250 (0.437).
+        start = np.clip(np.where(span > 0, span, self._spread), MIN_BANDWIDTH, cap)
         if self._kernel.name not in LEARNABLE_KERNELS:
-            return self._cv_global_factor(X, Y, w, start, cap)
+            nw = select_bandwidth("cv", X, Y, w, self._kernel, n_jobs=self.n_jobs)
+            return self._cv_global_factor(X, Y, w, np.minimum(nw, cap), cap)
         objective = LeaveOneOutObjective(
             X,
             Y,
@@ -318,22 +325,11 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
             max_bandwidth=cap,
         )
         metric = objective.metric
-        # Two starts: the Nadaraya-Watson choice, and a smooth, nearly linear fit
-        # (every bandwidth the feature's range). The loss can have a local
-        # minimum at a small bandwidth of a feature that enters linearly, while
-        # the global one lies where that bandwidth is wide.
-        best, self.n_iter_ = None, 0
-        wide = np.clip(np.where(span > 0, span, self._spread), MIN_BANDWIDTH, cap)
-        for h in (start, wide):
-            x0 = np.clip(metric.params_from_bandwidth(h), *objective.bounds)
-            params, n_iter, _, _, _ = minimize_lbfgs(
-                objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL
-            )
-            self.n_iter_ += n_iter
-            loss = objective(params)[0]
-            if best is None or loss < best[0]:
-                best = (loss, params)
-        return metric.bandwidth_from_params(best[1])
+        x0 = np.clip(metric.params_from_bandwidth(start), *objective.bounds)
+        params, self.n_iter_, _, _, _ = minimize_lbfgs(
+            objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL
+        )
+        return metric.bandwidth_from_params(params)
 
     def _cv_global_factor(self, X, Y, w, start, cap):
         """A compact kernel's "cv": one factor on ``start``, by a grid and a bounded
