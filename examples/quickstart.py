@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skattn import AttentionRegressor, NadarayaWatsonRegressor
+from skattn import AttentionRegressor, LocalLinearRegressor, NadarayaWatsonRegressor
 
 
 def main():
@@ -24,6 +24,7 @@ def main():
             bandwidth="cv"
         ),
         "NadarayaWatsonRegressor()  # Scott": NadarayaWatsonRegressor(),
+        "LocalLinearRegressor()  # cv": LocalLinearRegressor(),
         'AttentionRegressor(metric="diagonal")': AttentionRegressor(),
         "KNeighborsRegressor()": KNeighborsRegressor(),
         "LinearRegression()": LinearRegression(),
