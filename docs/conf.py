@@ -23,6 +23,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax copied into _static: formulas render with no network
+    # (docs/check_offline.py checks that the pages load nothing remote)
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "matplotlib.sphinxext.plot_directive",
@@ -64,4 +67,6 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "within_subsection_order": "FileNameSortKey",
     "remove_config_comments": True,
+    # the timing pages load jQuery and DataTables from CDNs
+    "write_computation_times": False,
 }
