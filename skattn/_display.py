@@ -46,10 +46,19 @@ def _feature_index(sort_by, X, feature_names):
             )
         return int(sort_by)
     if isinstance(sort_by, str):
-        if feature_names is None or sort_by not in list(feature_names):
+        if feature_names is None:
+            raise ValueError(
+                f"sort_by={sort_by!r} names a feature, but the estimator saw no "
+                "feature names: it was fitted on an array, or after a step that "
+                "outputs arrays (a ColumnTransformer, a scaler). Call "
+                'set_output(transform="pandas") on the pipeline before fitting it '
+                "(the names become, e.g., 'num__age'), or pass sort_by as a column "
+                "index."
+            )
+        if sort_by not in list(feature_names):
             raise ValueError(
                 f"sort_by={sort_by!r} is not a feature name of the estimator "
-                f"(known: {None if feature_names is None else list(feature_names)})."
+                f"(known: {list(feature_names)})."
             )
         return list(feature_names).index(sort_by)
     raise TypeError(

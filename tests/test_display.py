@@ -101,8 +101,27 @@ def test_weights_display_errors(data):
         AttentionWeightsDisplay.from_estimator(model, X, X_train=X[:5])
     with pytest.raises(ValueError, match="not a column"):
         AttentionWeightsDisplay.from_estimator(model, X, sort_by=5)
-    with pytest.raises(ValueError, match="not a feature name"):
+    with pytest.raises(ValueError, match="saw no feature names.*set_output"):
         AttentionWeightsDisplay.from_estimator(model, X, sort_by="dose")
+
+
+def test_sort_by_name_after_a_column_transformer(data):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import make_column_transformer
+
+    X, y = data
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    columns = make_column_transformer((StandardScaler(), list(frame.columns)))
+    pipe = make_pipeline(columns, NadarayaWatsonRegressor()).fit(frame, y)
+    with pytest.raises(ValueError, match='set_output\\(transform="pandas"\\)'):
+        AttentionWeightsDisplay.from_estimator(pipe, frame, sort_by="x0")
+    pipe.set_output(transform="pandas").fit(frame, y)
+    with pytest.raises(ValueError, match="standardscaler__x0"):
+        AttentionWeightsDisplay.from_estimator(pipe, frame, sort_by="x0")
+    display = AttentionWeightsDisplay.from_estimator(
+        pipe, frame, sort_by="standardscaler__x0"
+    )
+    assert display.weights.shape[0] == len(frame)
 
 
 def test_weights_display_classifier(data):
