@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, EfficiencyWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
@@ -29,6 +29,36 @@ from skattn._learning import (
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
 from skattn.utils._sklearn_compat import validate_data
+
+# Dense searches and full-batch fits compare every pair of rows: from this many rows
+# on they warn once, with a rough time and what to do instead.
+QUADRATIC_WARNING_ROWS = 20_000
+# Rough seconds per pair of rows of a whole search or fit on two cores (d = 8,
+# measured with benchmarks' data): the NW "cv" search, a learned metric's
+# L-BFGS-B fit (~30 iterations), a local-linear "cv" fit.
+_SECONDS_PER_PAIR = {"cv": 1.5e-7, "learn": 5e-7, "local_linear": 1e-6}
+SUBSAMPLE_ADVICE = (
+    "For large data, choose the bandwidth on a subsample of a few thousand rows and "
+    "carry it to the full data at the rule-of-thumb rate, h * (n_subsample / n) ** "
+    "(1 / (n_features + 4)) (the user guide's 'Scaling to large data'), then fit "
+    "with that bandwidth; n_neighbors=k also makes prediction O(n k)."
+)
+
+
+def warn_quadratic(estimator, task, n_rows, cost, advice):
+    """Warn once (EfficiencyWarning) when ``task`` of ``estimator`` (a name)
+    compares every pair of ``n_rows`` rows and ``n_rows`` is large: a rough time
+    on two cores (``cost`` a key of ``_SECONDS_PER_PAIR``) and ``advice``."""
+    if n_rows < QUADRATIC_WARNING_ROWS:
+        return
+    seconds = _SECONDS_PER_PAIR[cost] * float(n_rows) ** 2
+    rough = f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
+    warnings.warn(
+        f"{estimator}: {task} on {n_rows:,} rows compares every pair of rows "
+        f"(O(n^2) time; roughly {rough} on two cores). {advice}",
+        EfficiencyWarning,
+        stacklevel=3,
+    )
 
 
 class AttentionHead:
@@ -466,6 +496,16 @@ class _MetricLearner:
             raise ValueError(
                 f"{type(self).__name__} needs a total sample weight above 1 (leave-"
                 f"one-out must leave at least one row); got {w.sum()!r}."
+            )
+        if self.batch_size is None:
+            warn_quadratic(
+                type(self).__name__,
+                "learning the metric by full-batch L-BFGS-B",
+                X.shape[0],
+                "learn",
+                "Set batch_size (mini-batch Adam, O(n * batch_size) per step) and "
+                "n_candidates (keys sampled per step), or fit on a subsample; "
+                "n_neighbors=k also makes prediction O(n k).",
             )
         train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
         of_train = (lambda a: a) if held is None else (lambda a: a[train])

@@ -9,7 +9,12 @@ import numpy as np
 
 from skattn._attention import AttentionRegressor
 from skattn._bandwidth import select_bandwidth
-from skattn._base import _AttentionPoolingClassifier, _MetricLearner
+from skattn._base import (
+    SUBSAMPLE_ADVICE,
+    _AttentionPoolingClassifier,
+    _MetricLearner,
+    warn_quadratic,
+)
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
@@ -205,6 +210,14 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         Y, sample_weight, unit = self._encode_classes(y, sample_weight, X.dtype)
         X_kept, Y_kept, w_kept = self._store_training_set(X, Y, sample_weight)
         unit_kept = None if unit is None else unit[sample_weight > 0]
+        if cv:
+            warn_quadratic(
+                type(self).__name__,
+                "bandwidth='cv'",
+                X_kept.shape[0],
+                "cv",
+                SUBSAMPLE_ADVICE,
+            )
         self.bandwidth_ = select_bandwidth(
             self.bandwidth,
             X_kept,

@@ -14,7 +14,12 @@ from skattn._bandwidth import (
     select_bandwidth,
     weighted_spread,
 )
-from skattn._base import AttentionHead, _AttentionPoolingRegressor
+from skattn._base import (
+    SUBSAMPLE_ADVICE,
+    AttentionHead,
+    _AttentionPoolingRegressor,
+    warn_quadratic,
+)
 from skattn._engine import map_query_chunks, weighted_mean
 from skattn._kernels import KERNELS
 from skattn._learning import (
@@ -268,6 +273,13 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         self._moments = self._local.values(Y_kept, self._design(X_kept))
         self.n_iter_ = 0
         if cv:
+            warn_quadratic(
+                type(self).__name__,
+                "bandwidth='cv'",
+                X_kept.shape[0],
+                "local_linear",
+                SUBSAMPLE_ADVICE,
+            )
             bandwidth = self._cv_bandwidth(X_kept, Y_kept, w_kept)
         else:
             bandwidth = select_bandwidth(

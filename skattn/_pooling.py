@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, EfficiencyWarning
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
@@ -18,7 +18,7 @@ from skattn._bandwidth import (
     check_bandwidth_spec,
     select_bandwidth,
 )
-from skattn._base import _AttentionPoolingBase
+from skattn._base import _AttentionPoolingBase, warn_quadratic
 from skattn._engine import map_query_chunks
 from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS
@@ -403,6 +403,19 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         self._scales = self._check_scales()
 
         keep = self._store_keys(X, sample_weight)  # checks n_neighbors first
+        if self._uses_y_for_bandwidth():
+            warn_quadratic(
+                type(self).__name__,
+                "a 'cv' bandwidth or learn_bandwidth=True (once per head, and per "
+                "cross-fitting fold in fit_transform)",
+                len(keep),
+                "learn" if self.learn_bandwidth else "cv",
+                "Give fixed bandwidths (numbers, 'scott' or bandwidth_scales) or "
+                "carry a subsample's 'cv' bandwidth to the full data at the "
+                "rule-of-thumb rate, h * (n_subsample / n) ** (1 / (n_features + 4)) "
+                "(the user guide's 'Scaling to large data'); n_neighbors=k makes "
+                "transform O(n k).",
+            )
         self._targets = None if T is None else T[keep]
         self.bandwidths_ = self._bandwidths(
             self._keys, self._targets, self._key_weights
@@ -551,6 +564,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             warnings.simplefilter("always")
             learner.fit(X, T, sample_weight=w)
         for record in caught:
+            if issubclass(record.category, EfficiencyWarning):
+                continue  # said once by fit, in this transformer's words
             if not issubclass(record.category, ConvergenceWarning):
                 warnings.warn(record.message, record.category, stacklevel=2)
                 continue
