@@ -102,6 +102,7 @@ class AttentionHead:
     ):
         self.components = components
         self.kernel = kernel
+        self.n_neighbors = n_neighbors
         self.scale = np.asarray(scale, dtype=np.float64)
         self.key_weights = key_weights
         self.unit_weights = unit_weights
@@ -206,6 +207,45 @@ class _AttentionPoolingBase(BaseEstimator):
     def _pooled_values(self, dtype):
         """The values pooled for queries of the working ``dtype``."""
         return self._values
+
+    # -- persistence: the fitted state is arrays, scalars and strings ------------
+
+    def __getstate__(self):
+        """The state without the objects built from it: the kernel is kept by
+        name, each head by its inverse bandwidths and projection, the neighbour
+        index by its ``n_neighbors`` (rebuilt on loading), so pickle, joblib and
+        ``skops.io`` store no trees, kernels or functions."""
+        state = dict(super().__getstate__())
+        heads = state.pop("_heads", None)
+        if heads is None:
+            return state
+        state["_kernel_name"] = state.pop("_kernel").name
+        state["_head_scales"] = [head.scale for head in heads]
+        state["_head_components"] = [head.components for head in heads]
+        state["_head_neighbors"] = heads[0].n_neighbors
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        kernel_name = state.pop("_kernel_name", None)
+        scales = state.pop("_head_scales", None)
+        components = state.pop("_head_components", None)
+        neighbors = state.pop("_head_neighbors", None)
+        super().__setstate__(state)
+        if kernel_name is None:
+            return
+        self._kernel = get_kernel(kernel_name)
+        self._heads = [
+            AttentionHead(
+                self._keys,
+                self._key_weights,
+                self._kernel,
+                scale,
+                components=projection,
+                n_neighbors=neighbors,
+            )
+            for scale, projection in zip(scales, components, strict=True)
+        ]
 
     def _make_head(self, keys, key_weights, scale, components=None):
         return AttentionHead(

@@ -263,7 +263,8 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         )
         sample_weight = check_sample_weight(sample_weight, X)
         bandwidth = check_bandwidth_spec(self.bandwidth, X.shape[1])
-        self._y_dtype = np.float32 if np.asarray(y).dtype == np.float32 else np.float64
+        # by name: the persisted state holds strings, not types
+        self._y_dtype = "float32" if np.asarray(y).dtype == np.float32 else "float64"
         # The local moments are differences of pooled second moments: float64.
         X = X.astype(np.float64, copy=False)
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
@@ -289,6 +290,20 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         self.linear_features_ = self._linear_features(X_kept, bandwidth)
         self._fit_head(1.0 / bandwidth)
         return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        local = state.pop("_local", None)
+        if local is not None:
+            state["_local_ridge"] = local.ridge
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        ridge = state.pop("_local_ridge", None)
+        super().__setstate__(state)
+        if ridge is not None:
+            self._local = LocalLinear(ridge, self.n_features_in_)
 
     def _design(self, X):
         """Rows in the units of the local fits: centred on the training mean and
