@@ -138,7 +138,11 @@ class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
         Draws the mini-batches. Full-batch fits are deterministic.
 
     verbose : int, default=0
-        Print progress lines (iteration, loss, elapsed time) when positive.
+        When positive, print progress lines: the start-up search (``init="cv"``)
+        candidate by candidate, then each L-BFGS-B iteration or mini-batch step
+        out of ``max_iter`` with its loss and held-out loss (early stopping), the
+        time since the fit began (start-up search included) and a bound on the
+        time left, and finally why the fit stopped.
 
     n_neighbors : int, neighbours transformer or None, default=None
         Which training rows each query attends to in ``predict`` (learning uses

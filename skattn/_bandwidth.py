@@ -255,6 +255,7 @@ def cv_bandwidth(
     base=None,
     loss="squared",
     unit_weights=None,
+    progress=None,
 ):
     """Leave-one-out bandwidths (a global scale on Scott's rule).
 
@@ -266,6 +267,8 @@ def cv_bandwidth(
     between the grid neighbours of the best point. The result is always positive and
     finite. ``unit_weights`` is the weight of one copy of each row (1 by default, a
     class weight for classifiers): leaving a row out takes that much of its weight.
+    ``progress`` (a :class:`~skattn.utils._progress.Progress`) gets a line per
+    candidate factor and one for the choice.
 
     Returns
     -------
@@ -288,20 +291,42 @@ def cv_bandwidth(
     log_lo, log_hi = np.log(CV_SCALE_RANGE)
     grid = np.linspace(log_lo, log_hi, CV_GRID_SIZE)
     errors = loo(np.exp(grid))
+    n_candidates = [0]
+
+    def say(log_factor, error):
+        n_candidates[0] += 1
+        if progress:
+            progress.step(
+                "cv candidate",
+                n_candidates[0],
+                factor=float(np.exp(log_factor)),
+                loss=float(error),
+            )
+
+    for t, error in zip(grid, errors, strict=True):
+        say(t, error)
     best = int(np.argmin(errors))
     lo = grid[max(best - 1, 0)]
     hi = grid[min(best + 1, len(grid) - 1)]
     log_scale = grid[best]
     if hi > lo:
+
+        def refine(t):
+            error = loo(np.exp(t))[0]
+            say(t, error)
+            return error
+
         res = minimize_scalar(
-            lambda t: loo(np.exp(t))[0],
-            bounds=(lo, hi),
-            method="bounded",
-            options={"xatol": CV_LOG_TOL},
+            refine, bounds=(lo, hi), method="bounded", options={"xatol": CV_LOG_TOL}
         )
         if np.isfinite(res.fun) and res.fun <= errors[best]:
             log_scale = float(res.x)
     scale = float(np.exp(np.clip(log_scale, log_lo, log_hi)))
+    if progress:
+        progress.message(
+            f"cv chose the factor {scale:.6g} on the base bandwidths after "
+            f"{n_candidates[0]} candidates"
+        )
     with np.errstate(over="ignore"):
         bandwidth = np.clip(base * scale, MIN_BANDWIDTH, MAX_BANDWIDTH)
     return bandwidth, scale
@@ -353,6 +378,7 @@ def select_bandwidth(
     loss="squared",
     unit_weights=None,
     rule_weights=None,
+    progress=None,
 ):
     """The per-feature bandwidth that a ``bandwidth`` parameter asks for: the one
     rule of every estimator (and every head of AttentionPooling).
@@ -383,6 +409,8 @@ def select_bandwidth(
         The weights of the rules of thumb (their ``n`` and spreads); None means
         ``sample_weight``. A classifier passes its sample weights without the class
         weights, which re-balance the classes but are no more data.
+    progress : Progress, default=None
+        Lines of the "cv" search (:func:`cv_bandwidth`).
 
     Returns
     -------
@@ -408,6 +436,7 @@ def select_bandwidth(
             n_jobs=n_jobs,
             loss=loss,
             unit_weights=unit_weights,
+            progress=progress,
         )
         return np.asarray(h, dtype=np.float64)
     return bandwidth

@@ -4,7 +4,6 @@ bases, and the mixin of the estimators that learn their metric."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import time
 import warnings
 
 import numpy as np
@@ -21,6 +20,7 @@ from skattn._kernels import get_kernel
 from skattn._learning import (
     EARLY_STOPPING_MIN_ROWS,
     LEARNABLE_KERNELS,
+    N_ITER_NO_CHANGE,
     LeaveOneOutObjective,
     initial_params,
     make_metric,
@@ -28,6 +28,7 @@ from skattn._learning import (
     minimize_lbfgs,
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
+from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import validate_data
 
 # Dense searches and full-batch fits compare every pair of rows: from this many rows
@@ -59,6 +60,19 @@ def warn_quadratic(estimator, task, n_rows, cost, advice):
         EfficiencyWarning,
         stacklevel=3,
     )
+
+
+def _lbfgs_stop_reason(n_iter, message, held_losses, best, n_iter_no_change):
+    """Why a full-batch fit stopped, for the verbose output."""
+    if message is not None:
+        return f"stopped after {n_iter} iterations without converging: {message}"
+    if held_losses is not None and len(held_losses) - 1 - best >= n_iter_no_change:
+        return (
+            f"early stopping after {n_iter} iterations: the held-out loss did not "
+            f"improve for {n_iter_no_change} iterations; kept iteration {best}"
+        )
+    kept = "" if held_losses is None else f"; kept iteration {best}"
+    return f"L-BFGS-B converged after {n_iter} iterations{kept}"
 
 
 class AttentionHead:
@@ -547,6 +561,8 @@ class _MetricLearner:
                 "n_candidates (keys sampled per step), or fit on a subsample; "
                 "n_neighbors=k also makes prediction O(n k).",
             )
+        # the time of the progress lines counts from here: start-up search included
+        progress = Progress(type(self).__name__, self.verbose)
         train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
         of_train = (lambda a: a) if held is None else (lambda a: a[train])
         objective = LeaveOneOutObjective(
@@ -572,15 +588,15 @@ class _MetricLearner:
             of_train(Y),
             minibatch=self.batch_size is not None,
             previous=previous,
+            progress=progress,
         )
         # the penalty pulls toward the start: more of it, closer to that smoother
         objective.reference = x0.copy()
         held_out = None
         if held is not None:
             held_out = objective.held_out(X[held], Y[held], w[held])
-        self._start = time.perf_counter()
         self.loss_curve_ = []
-        report = self._reporter(metric)
+        report = self._reporter(metric, progress)
         self.validation_scores_ = None
         self.best_iteration_ = None
         if self.batch_size is None:
@@ -599,6 +615,11 @@ class _MetricLearner:
                     -value if loss == "log" else 1.0 - value for value in held_losses
                 ]
                 self.best_iteration_ = best
+            progress.message(
+                _lbfgs_stop_reason(
+                    self.n_iter_, message, held_losses, best, self.n_iter_no_change
+                )
+            )
             if message is not None:
                 warnings.warn(
                     f"{type(self).__name__}: L-BFGS-B stopped without converging "
@@ -618,6 +639,15 @@ class _MetricLearner:
                 n_candidates=self.n_candidates,
                 random_state=self.random_state,
                 report=report,
+            )
+            progress.message(
+                f"stopped after {self.n_iter_} mini-batch steps: "
+                + (
+                    f"the smoothed loss improved by less than tol={self.tol} for "
+                    f"{N_ITER_NO_CHANGE} steps"
+                    if converged
+                    else f"max_iter={self.max_iter} reached"
+                )
             )
             if not converged:
                 warnings.warn(
@@ -671,22 +701,20 @@ class _MetricLearner:
             return None, None
         return train, held
 
-    def _reporter(self, metric):
-        """The optimiser's report: the loss curve, verbose lines, the callback."""
+    def _reporter(self, metric, progress):
+        """The optimiser's report: the loss curve, verbose lines (the iteration
+        or mini-batch step out of ``max_iter``), the callback."""
+        what = "iter" if self.batch_size is None else "step"
 
         def report(params, n_iter, loss, held_out_loss=None):
             self.loss_curve_.append(float(loss))
-            if self.verbose:
-                elapsed = time.perf_counter() - self._start
-                held = (
-                    ""
-                    if held_out_loss is None
-                    else f"  held-out loss {held_out_loss:.6f}"
-                )
-                print(
-                    f"[{type(self).__name__}] iter {n_iter:4d}  loss {loss:.6f}"
-                    f"{held}  time {elapsed:.2f}s"
-                )
+            progress.step(
+                what,
+                n_iter,
+                self.max_iter,
+                loss=float(loss),
+                held_out_loss=None if held_out_loss is None else float(held_out_loss),
+            )
             if self.callback is not None:
                 self.callback(metric.fitted(params)[0], n_iter)
 

@@ -18,6 +18,7 @@ from skattn._base import (
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
+from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -83,6 +84,8 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
 
     {{n_jobs}}
 
+    {{verbose_cv}}
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -147,6 +150,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         "class_weight": _CLASS_WEIGHT,
         "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -157,12 +161,14 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         class_weight=None,
         n_neighbors=None,
         n_jobs=None,
+        verbose=0,
     ):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.class_weight = class_weight
         self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -227,6 +233,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
             n_jobs=self.n_jobs,
             loss="log",
             unit_weights=unit_kept,
+            progress=Progress(type(self).__name__, self.verbose),
             rule_weights=None if unit is None else w_kept / unit_kept,
         )
         self._fit_head(1.0 / self.bandwidth_)
@@ -322,7 +329,11 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Draws the mini-batches. Full-batch fits are deterministic.
 
     verbose : int, default=0
-        Print progress lines (iteration, loss, elapsed time) when positive.
+        When positive, print progress lines: the start-up search (``init="cv"``)
+        candidate by candidate, then each L-BFGS-B iteration or mini-batch step
+        out of ``max_iter`` with its loss and held-out loss (early stopping), the
+        time since the fit began (start-up search included) and a bound on the
+        time left, and finally why the fit stopped.
 
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplying the sample weights (in the attention and

@@ -685,7 +685,9 @@ class HeldOutLoss:
 # -- start values ----------------------------------------------------------------
 
 
-def initial_params(objective, init, X, Y, *, minibatch=False, previous=None):
+def initial_params(
+    objective, init, X, Y, *, minibatch=False, previous=None, progress=None
+):
     """The parameters the optimisation starts from.
 
     Parameters
@@ -707,6 +709,8 @@ def initial_params(objective, init, X, Y, *, minibatch=False, previous=None):
     previous : ndarray, default=None
         A previous fit's bandwidths or projection (warm start): used when its
         shape fits the metric.
+    progress : Progress, default=None
+        Lines of the "cv" start-up search.
 
     Returns
     -------
@@ -716,11 +720,11 @@ def initial_params(objective, init, X, Y, *, minibatch=False, previous=None):
     metric = objective.metric
     params = metric.from_fitted(previous)
     if params is None:
-        params = _start(objective, init, X, Y, minibatch)
+        params = _start(objective, init, X, Y, minibatch, progress)
     return np.clip(params, *objective.bounds)
 
 
-def _start(objective, init, X, Y, minibatch):
+def _start(objective, init, X, Y, minibatch, progress=None):
     metric = objective.metric
     if not isinstance(init, str):
         return metric.from_array(init)
@@ -748,6 +752,7 @@ def _start(objective, init, X, Y, minibatch):
             base=base,
             loss=objective.loss.name,
             unit_weights=objective.unit_weights,
+            progress=progress,
         )
     return metric.from_start_bandwidth(base)
 

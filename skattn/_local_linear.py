@@ -30,6 +30,7 @@ from skattn._learning import (
 from skattn._local import LocalLinear
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
+from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -112,6 +113,12 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         rows.
 
     {{n_jobs}}
+
+    verbose : int, default=0
+        When positive, print the progress of the "cv" search: a line per
+        L-BFGS-B iteration (the iteration out of at most 100, the leave-one-out
+        loss as ``1 - R^2``, the time since ``fit`` began and a bound on the time
+        left), or per candidate factor for a compact kernel, and why it stopped.
 
     Attributes
     ----------
@@ -202,6 +209,7 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         "ridge": [Interval(Real, 0, None, closed="left")],
         "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -212,12 +220,14 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         ridge=1e-6,
         n_neighbors=None,
         n_jobs=None,
+        verbose=0,
     ):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.ridge = ridge
         self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -251,6 +261,7 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         >>> (model.bandwidth_ / np.ptp(X, axis=0)).round(2)  # wide in the linear x0
         array([0.57, 0.03])
         """
+        progress = Progress(type(self).__name__, self.verbose)
         cv = isinstance(self.bandwidth, str) and self.bandwidth == "cv"
         X, y = validate_data(
             self,
@@ -281,7 +292,7 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
                 "local_linear",
                 SUBSAMPLE_ADVICE,
             )
-            bandwidth = self._cv_bandwidth(X_kept, Y_kept, w_kept)
+            bandwidth = self._cv_bandwidth(X_kept, Y_kept, w_kept, progress)
         else:
             bandwidth = select_bandwidth(
                 bandwidth, X_kept, Y_kept, w_kept, self._kernel
@@ -322,7 +333,7 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
             log_k = self._kernel.log_kernel(span * span, np.empty_like(span))
         return log_k >= np.log(LINEAR_WEIGHT)
 
-    def _cv_bandwidth(self, X, Y, w):
+    def _cv_bandwidth(self, X, Y, w, progress):
         """One bandwidth per feature by the leave-one-out squared error of the
         local-linear fit, from the Nadaraya-Watson choice."""
         span = np.ptp(X, axis=0)
@@ -337,8 +348,9 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         # the time; the Nadaraya-Watson start alone gave Salaries 0.250 (0.437).
         start = np.clip(np.where(span > 0, span, self._spread), MIN_BANDWIDTH, cap)
         if self._kernel.name not in LEARNABLE_KERNELS:
+            progress.message("cv: the Nadaraya-Watson choice, to start from")
             nw = select_bandwidth("cv", X, Y, w, self._kernel, n_jobs=self.n_jobs)
-            return self._cv_global_factor(X, Y, w, np.minimum(nw, cap), cap)
+            return self._cv_global_factor(X, Y, w, np.minimum(nw, cap), cap, progress)
         objective = LeaveOneOutObjective(
             X,
             Y,
@@ -353,12 +365,20 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         )
         metric = objective.metric
         x0 = np.clip(metric.params_from_bandwidth(start), *objective.bounds)
-        params, self.n_iter_, _, _, _ = minimize_lbfgs(
-            objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL
+
+        def report(params, n_iter, loss, held_out_loss):
+            progress.step("cv iter", n_iter, CV_MAX_ITER, loss=float(loss))
+
+        params, self.n_iter_, message, _, _ = minimize_lbfgs(
+            objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL, report=report
+        )
+        progress.message(
+            f"cv stopped after {self.n_iter_} iterations: "
+            + ("converged" if message is None else message)
         )
         return metric.bandwidth_from_params(params)
 
-    def _cv_global_factor(self, X, Y, w, start, cap):
+    def _cv_global_factor(self, X, Y, w, start, cap, progress):
         """A compact kernel's "cv": one factor on ``start``, by a grid and a bounded
         Brent search of the leave-one-out squared error (in log factor)."""
         evaluations = []
@@ -366,7 +386,14 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         def loss(log_factor):
             h = np.minimum(start * np.exp(log_factor), cap)
             evaluations.append(log_factor)
-            return self._leave_one_out_error(X, Y, w, h)
+            error = self._leave_one_out_error(X, Y, w, h)
+            progress.step(
+                "cv candidate",
+                len(evaluations),
+                factor=float(np.exp(log_factor)),
+                loss=error,
+            )
+            return error
 
         grid = np.log(_COMPACT_FACTORS)
         losses = [loss(t) for t in grid]
@@ -377,6 +404,9 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         )
         t = result.x if result.fun < losses[best] else grid[best]
         self.n_iter_ = len(evaluations)
+        progress.message(
+            f"cv chose the factor {np.exp(t):.6g} on the Nadaraya-Watson choice"
+        )
         return np.minimum(start * np.exp(t), cap)
 
     def _leave_one_out_error(self, X, Y, w, bandwidth):

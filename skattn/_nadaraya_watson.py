@@ -11,6 +11,7 @@ from skattn._base import SUBSAMPLE_ADVICE, _AttentionPoolingRegressor, warn_quad
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
+from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -74,6 +75,8 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         index is built in ``fit``; ``bandwidth="cv"`` still searches with all rows.
 
     {{n_jobs}}
+
+    {{verbose_cv}}
 
     Attributes
     ----------
@@ -145,15 +148,23 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         ],
         "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
-        self, kernel="gaussian", bandwidth="scott", *, n_neighbors=None, n_jobs=None
+        self,
+        kernel="gaussian",
+        bandwidth="scott",
+        *,
+        n_neighbors=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -211,7 +222,13 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
                 SUBSAMPLE_ADVICE,
             )
         bandwidth = select_bandwidth(
-            self.bandwidth, X_kept, Y_kept, w_kept, self._kernel, n_jobs=self.n_jobs
+            self.bandwidth,
+            X_kept,
+            Y_kept,
+            w_kept,
+            self._kernel,
+            n_jobs=self.n_jobs,
+            progress=Progress(type(self).__name__, self.verbose),
         )
         self.bandwidth_ = bandwidth
         self._fit_head(1.0 / bandwidth)

@@ -543,7 +543,9 @@ def test_early_stopping_verbose_lines_show_the_held_out_loss(capsys):
     X, y = make_friedman1(n_samples=120, n_features=5, random_state=0)
     AttentionRegressor(early_stopping=True, verbose=1, max_iter=3).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines and all("held-out loss" in line for line in lines)
+    iterations = [line for line in lines if " iter " in line]
+    assert len(iterations) == 4  # the start and 3 iterations
+    assert all("held-out loss" in line for line in iterations)
 
 
 @pytest.mark.parametrize("metric, k", METRICS)

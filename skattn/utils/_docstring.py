@@ -11,6 +11,11 @@ import re
 __all__ = ["fill_doc", "PARAMETERS"]
 
 PARAMETERS = {
+    "verbose_cv": """\
+verbose : int, default=0
+    When positive, print a line per candidate of the "cv" search (the factor
+    tried, its leave-one-out loss and the time since ``fit`` began) and one
+    for the choice. Other bandwidths need no search and print nothing.""",
     "n_jobs": """\
 n_jobs : int, default=None
     Threads of this process over chunks of rows, for fitting and predicting.
