@@ -562,7 +562,9 @@ class _MetricLearner:
                 "n_neighbors=k also makes prediction O(n k).",
             )
         # the time of the progress lines counts from here: start-up search included
-        progress = Progress(type(self).__name__, self.verbose)
+        # (a composite estimator fitting this one names itself)
+        name = getattr(self, "_progress_name", type(self).__name__)
+        progress = Progress(name, self.verbose)
         train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
         of_train = (lambda a: a) if held is None else (lambda a: a[train])
         objective = LeaveOneOutObjective(

@@ -24,6 +24,7 @@ from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
+from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -142,6 +143,13 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
 
     {{n_jobs}}
 
+    verbose : int, default=0
+        When positive, print the progress of each head's "cv" search (candidate,
+        leave-one-out loss, time) and of its learned bandwidths
+        (``learn_bandwidth=True``: iteration out of 100, loss, time, why it
+        stopped), named after this transformer and the head; in
+        ``fit_transform``, for every cross-fitting fold too.
+
     Attributes
     ----------
     bandwidths_ : ndarray of shape (n_heads, n_features)
@@ -235,6 +243,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         "return_n_effective": ["boolean"],
         "n_neighbors": NEIGHBORS_CONSTRAINT,
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -253,6 +262,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         return_n_effective=False,
         n_neighbors=None,
         n_jobs=None,
+        verbose=0,
     ):
         self.values = values
         self.kernel = kernel
@@ -267,6 +277,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         self.return_n_effective = return_n_effective
         self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     # -- fitting -------------------------------------------------------------------
 
@@ -547,7 +558,12 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         """Each head's per-feature bandwidth on the training rows ``X``."""
         heads = []
         for spec in self._specs:
-            base = select_bandwidth(spec, X, T, w, self.kernel, n_jobs=self.n_jobs)
+            progress = Progress(
+                f"{type(self).__name__} head {len(heads)}", self.verbose
+            )
+            base = select_bandwidth(
+                spec, X, T, w, self.kernel, n_jobs=self.n_jobs, progress=progress
+            )
             for scale in self._scales:
                 h = np.asarray(base, dtype=np.float64) * scale
                 if self.learn_bandwidth:
@@ -559,7 +575,10 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         """A head's per-feature bandwidths learned from ``start`` with the objective
         of AttentionRegressor; a convergence warning names this transformer and
         what its user can do."""
-        learner = AttentionRegressor(kernel=self.kernel, init=start, n_jobs=self.n_jobs)
+        learner = AttentionRegressor(
+            kernel=self.kernel, init=start, n_jobs=self.n_jobs, verbose=self.verbose
+        )
+        learner._progress_name = f"{type(self).__name__} head {head}"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             learner.fit(X, T, sample_weight=w)

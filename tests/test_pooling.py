@@ -450,8 +450,10 @@ def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
     import skattn._pooling as pooling_module
 
     class Hurried(AttentionRegressor):  # stops after one iteration
-        def __init__(self, kernel="gaussian", init="auto", n_jobs=None):
-            super().__init__(kernel=kernel, init=init, n_jobs=n_jobs, max_iter=1)
+        def __init__(self, kernel="gaussian", init="auto", n_jobs=None, verbose=0):
+            super().__init__(
+                kernel=kernel, init=init, n_jobs=n_jobs, max_iter=1, verbose=verbose
+            )
 
     monkeypatch.setattr(pooling_module, "AttentionRegressor", Hurried)
     X, y = _data(rng, n=60)
