@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from skattn._bandwidth import select_bandwidth
 from skattn._engine import map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._learning import (
@@ -221,6 +222,26 @@ class _AttentionPoolingBase(BaseEstimator):
     def _pooled_values(self, dtype):
         """The values pooled for queries of the working ``dtype``."""
         return self._values
+
+    def _select_bandwidth(self, X, Y, w, **options):
+        """:func:`~skattn._bandwidth.select_bandwidth` of this estimator's
+        ``bandwidth`` on the stored rows: "cv" warns once at large n and prints
+        its progress with ``verbose``. ``options``: the loss, unit and rule
+        weights."""
+        if isinstance(self.bandwidth, str) and self.bandwidth == "cv":
+            warn_quadratic(
+                type(self).__name__, "bandwidth='cv'", len(X), "cv", SUBSAMPLE_ADVICE
+            )
+        return select_bandwidth(
+            self.bandwidth,
+            X,
+            Y,
+            w,
+            self._kernel,
+            n_jobs=self.n_jobs,
+            progress=Progress(type(self).__name__, self.verbose),
+            **options,
+        )
 
     # -- persistence: the fitted state is arrays, scalars and strings ------------
 

@@ -8,17 +8,13 @@ from numbers import Integral, Real
 import numpy as np
 
 from skattn._attention import AttentionRegressor
-from skattn._bandwidth import select_bandwidth
 from skattn._base import (
-    SUBSAMPLE_ADVICE,
     _AttentionPoolingClassifier,
     _MetricLearner,
-    warn_quadratic,
 )
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
-from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -216,24 +212,12 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         Y, sample_weight, unit = self._encode_classes(y, sample_weight, X.dtype)
         X_kept, Y_kept, w_kept = self._store_training_set(X, Y, sample_weight)
         unit_kept = None if unit is None else unit[sample_weight > 0]
-        if cv:
-            warn_quadratic(
-                type(self).__name__,
-                "bandwidth='cv'",
-                X_kept.shape[0],
-                "cv",
-                SUBSAMPLE_ADVICE,
-            )
-        self.bandwidth_ = select_bandwidth(
-            self.bandwidth,
+        self.bandwidth_ = self._select_bandwidth(
             X_kept,
             Y_kept,
             w_kept,
-            self._kernel,
-            n_jobs=self.n_jobs,
             loss="log",
             unit_weights=unit_kept,
-            progress=Progress(type(self).__name__, self.verbose),
             rule_weights=None if unit is None else w_kept / unit_kept,
         )
         self._fit_head(1.0 / self.bandwidth_)

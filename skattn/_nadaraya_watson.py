@@ -6,12 +6,10 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skattn._bandwidth import select_bandwidth
-from skattn._base import SUBSAMPLE_ADVICE, _AttentionPoolingRegressor, warn_quadratic
+from skattn._base import _AttentionPoolingRegressor
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
-from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -213,23 +211,7 @@ class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
         sample_weight = check_sample_weight(sample_weight, X)
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
 
-        if cv:
-            warn_quadratic(
-                type(self).__name__,
-                "bandwidth='cv'",
-                X_kept.shape[0],
-                "cv",
-                SUBSAMPLE_ADVICE,
-            )
-        bandwidth = select_bandwidth(
-            self.bandwidth,
-            X_kept,
-            Y_kept,
-            w_kept,
-            self._kernel,
-            n_jobs=self.n_jobs,
-            progress=Progress(type(self).__name__, self.verbose),
-        )
+        bandwidth = self._select_bandwidth(X_kept, Y_kept, w_kept)
         self.bandwidth_ = bandwidth
         self._fit_head(1.0 / bandwidth)
         return self
