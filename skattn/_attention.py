@@ -6,7 +6,11 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skattn._base import _AttentionPoolingRegressor, _MetricLearner
+from skattn._base import (
+    _AttentionPoolingRegressor,
+    _MetricLearner,
+    _PredictionIntervalMixin,
+)
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
@@ -23,7 +27,9 @@ __all__ = ["AttentionRegressor"]
 
 
 @fill_doc
-class AttentionRegressor(_MetricLearner, _AttentionPoolingRegressor):
+class AttentionRegressor(
+    _PredictionIntervalMixin, _MetricLearner, _AttentionPoolingRegressor
+):
     """Parametric attention pooling: kernel regression with a learned metric.
 
     Predictions are attention-weighted averages of the training targets, as in

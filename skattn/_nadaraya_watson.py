@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skattn._base import _AttentionPoolingRegressor
+from skattn._base import _AttentionPoolingRegressor, _PredictionIntervalMixin
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
@@ -22,7 +22,7 @@ __all__ = ["NadarayaWatsonRegressor"]
 
 
 @fill_doc
-class NadarayaWatsonRegressor(_AttentionPoolingRegressor):
+class NadarayaWatsonRegressor(_PredictionIntervalMixin, _AttentionPoolingRegressor):
     """Nadaraya-Watson kernel regression: non-parametric attention pooling.
 
     Each prediction is an attention-weighted average of the training targets: the

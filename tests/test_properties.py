@@ -183,3 +183,15 @@ def test_local_linear_cv_is_finite(problem):
     model = LocalLinearRegressor(kernel, "cv").fit(X, y, w)
     assert np.all(np.isfinite(model.bandwidth_)) and np.all(model.bandwidth_ > 0)
     assert np.isfinite(model.predict(Q)).all()
+
+
+@SETTINGS
+@given(problems(max_rows=12), st.sampled_from([0.5, 0.9]))
+def test_prediction_intervals_are_ordered_and_never_nan(problem, coverage):
+    X, y, Q, w, kernel, bandwidth = problem
+    if w.sum() <= 1:
+        w = w + 1.0
+    model = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, y, w)
+    bounds = model.predict_interval(Q, coverage=coverage)
+    assert not np.isnan(bounds).any()
+    assert np.all(bounds[:, 0] <= bounds[:, 1])

@@ -1,0 +1,142 @@
+"""Predictive uncertainty from the attention smoother itself.
+
+Leave-one-out at new queries: removing one copy of training row ``j`` from the
+keys removes one term from the numerator and the normaliser of every query's
+pooling. With the attention weights ``p_qj`` and the share of one copy
+``r_qj = p_qj u_j / w_j`` (``w_j`` the row's weight, ``u_j`` the weight of one
+copy, 1 unless class weights), the prediction without it is
+
+    y_hat_{-j}(q) = (y_hat(q) - r_qj y_j) / (1 - r_qj),
+
+exactly the refit without that copy (the bandwidths or metric held fixed). Where
+``r_qj`` is close to 1 (the query attends almost only to that row) the formula
+cancels, and the pooling over the other keys is recomputed with the engine's exact
+path (nearest-key fallback included).
+
+Jackknife+ (Barber, Candes, Ramdas and Tibshirani, 2021): with the leave-one-out
+residuals ``R_j = |y_j - y_hat_{-j}(x_j)|`` the interval at ``q`` runs from the
+``floor(alpha (N + 1))``-th smallest of ``y_hat_{-j}(q) - R_j`` to the
+``ceil((1 - alpha)(N + 1))``-th smallest of ``y_hat_{-j}(q) + R_j``, each row
+counted ``w_j / u_j`` times (``N`` their sum, ``alpha = 1 - coverage``); a rank
+below 1 or above ``N`` gives an infinite bound, as the method's guarantee needs.
+Time O(n_queries x n_keys x n_outputs) (and a sort of each query's values), memory
+one chunk of queries.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+
+from skattn._engine import chunk_rows
+
+__all__ = ["jackknife_plus", "leave_one_out_at_queries"]
+
+# Shares of one copy above this are recomputed exactly (the formula's cancellation
+# would cost more than 3 digits).
+_EXACT_SHARE = 1.0 - 1e-3
+
+
+def leave_one_out_at_queries(keys, values, queries):
+    """Predictions at ``queries`` with one copy of each key left out.
+
+    Parameters
+    ----------
+    keys : PreparedKeys
+        Dense keys prepared with ``values`` (float64).
+    values : ndarray of shape (n_keys, n_outputs)
+        The pooled values, as given to ``keys``.
+    queries : ndarray of shape (n_queries, n_features)
+        Query rows in the keys' space (before scaling).
+
+    Returns
+    -------
+    predictions : ndarray of shape (n_queries, n_outputs)
+    left_out : ndarray of shape (n_queries, n_keys, n_outputs)
+        ``left_out[q, j]`` the prediction at query ``q`` without one copy of key
+        ``j``.
+    """
+    qz = keys.transform_queries(queries)
+    m, n = qz.shape[0], keys.n_keys
+    e = np.empty((m, n), dtype=keys.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        keys.unnormalised_weights(qz, e)
+        raw = e.copy()
+        inexact = keys.distance_error_bound(qz) > keys.max_distance_error
+        sq_rows = keys.exact_rows(qz, queries)
+        predictions = keys.finish_chunk(
+            e, None, sq_rows, normalize=True, inexact=inexact if inexact.any() else None
+        )
+    share = e * (keys.unit / keys.w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left_out = (predictions[:, None, :] - share[:, :, None] * values[None]) / (
+            1.0 - share
+        )[:, :, None]
+    for a, j in zip(*np.nonzero(share > _EXACT_SHARE), strict=True):
+        row = raw[a : a + 1].copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            left_out[a, j] = keys.finish_chunk(
+                row,
+                np.array([j]),
+                keys.exact_rows(qz[a : a + 1], queries[a : a + 1]),
+                inexact=inexact[a : a + 1] if inexact[a] else None,
+            )[0]
+    return predictions, left_out
+
+
+def _weighted_rank_value(values, counts, rank):
+    """Along the last axis: the value at ``rank`` (1-based, in copies) of the sorted
+    ``values``, each counted ``counts`` times; -inf where the rank is below 1 and
+    +inf where it is above the number of copies."""
+    if rank < 1 - 1e-9:
+        return np.full(values.shape[:-1], -np.inf)
+    if rank > counts.sum() + 1e-9:
+        return np.full(values.shape[:-1], np.inf)
+    order = np.argsort(values, axis=-1, kind="stable")
+    cumulative = np.cumsum(counts[order], axis=-1)
+    position = np.argmax(cumulative >= rank - 1e-9, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
+    return np.take_along_axis(ordered, position[..., None], axis=-1)[..., 0]
+
+
+def jackknife_plus(left_out, residuals, counts, coverage):
+    """Jackknife+ bounds from leave-one-out predictions at the queries.
+
+    Parameters
+    ----------
+    left_out : ndarray of shape (n_queries, n_keys, n_outputs)
+    residuals : ndarray of shape (n_keys, n_outputs)
+        ``|y_j - y_hat_{-j}(x_j)|``.
+    counts : ndarray of shape (n_keys,)
+        Copies of each key (``w / u``).
+    coverage : float in (0, 1)
+
+    Returns
+    -------
+    bounds : ndarray of shape (n_queries, 2, n_outputs)
+    """
+    alpha = 1.0 - coverage
+    total = float(counts.sum())
+    low_rank = np.floor(alpha * (total + 1.0) + 1e-9)
+    high_rank = np.ceil((1.0 - alpha) * (total + 1.0) - 1e-9)
+    # (n_queries, n_outputs, n_keys): the keys along the last axis
+    lower = np.swapaxes(left_out - residuals[None], 1, 2)
+    upper = np.swapaxes(left_out + residuals[None], 1, 2)
+    bounds = np.empty((left_out.shape[0], 2, left_out.shape[2]))
+    bounds[:, 0] = _weighted_rank_value(lower, counts, low_rank)
+    bounds[:, 1] = _weighted_rank_value(upper, counts, high_rank)
+    return bounds
+
+
+def interval_rows(queries, keys, values, residuals, counts, coverage):
+    """Jackknife+ bounds of some query rows (the task of
+    :func:`~skattn._engine.map_query_chunks`), by chunks of rows."""
+    n, o = values.shape
+    rows = chunk_rows(n * o, 8, n_temporaries=4)
+    out = np.empty((queries.shape[0], 2, o))
+    for start in range(0, queries.shape[0], rows):
+        chunk = queries[start : start + rows]
+        _, left_out = leave_one_out_at_queries(keys, values, chunk)
+        out[start : start + rows] = jackknife_plus(
+            left_out, residuals, counts, coverage
+        )
+    return out
