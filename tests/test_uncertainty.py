@@ -149,3 +149,26 @@ def test_bad_coverage(rng, coverage):
     model = NadarayaWatsonRegressor().fit(X, Y[:, 0])
     with pytest.raises(ValueError, match="coverage"):
         model.predict_interval(X, coverage=coverage)
+
+
+def test_mapie_wraps_the_estimator_and_agrees():
+    mapie = pytest.importorskip("mapie", minversion="1.0")
+    from mapie.regression import CrossConformalRegressor
+    from sklearn.model_selection import LeaveOneOut
+
+    assert mapie
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(60, 1))
+    y = np.sin(X[:, 0]) + 0.2 * rng.normal(size=60)
+    Q = rng.uniform(-3, 3, size=(8, 1))
+    wrapped = CrossConformalRegressor(
+        NadarayaWatsonRegressor(bandwidth=0.5),
+        confidence_level=0.9,
+        method="plus",
+        cv=LeaveOneOut(),
+    )
+    wrapped.fit_conformalize(X, y)
+    _, theirs = wrapped.predict_interval(Q)
+    ours = NadarayaWatsonRegressor(bandwidth=0.5).fit(X, y).predict_interval(Q)
+    # MAPIE's leave-one-out jackknife+ refits 60 times; ours is exact without refits
+    assert_allclose(ours, theirs[:, :, 0], rtol=1e-9)
