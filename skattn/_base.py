@@ -30,7 +30,7 @@ from skattn._learning import (
     minimize_lbfgs,
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
-from skattn._uncertainty import interval_rows
+from skattn._uncertainty import interval_rows, standard_error_rows
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import validate_data
 
@@ -416,10 +416,99 @@ def _interval_task(X, head, keys, values, residuals, counts, coverage):
     return interval_rows(queries, keys, values, residuals, counts, coverage)
 
 
+def _std_task(X, head, keys, variances):
+    """Predictions and standard errors of some query rows on one thread."""
+    queries = np.asarray(head.features(X), dtype=np.float64)
+    return standard_error_rows(queries, keys, variances)
+
+
 class _PredictionIntervalMixin:
-    """``predict_interval`` of the regressors that pool their training targets
-    (Nadaraya-Watson, learned metrics): exact jackknife+ at the cost of a dense
-    pooling (:mod:`skattn._uncertainty`)."""
+    """``predict_interval`` and ``predict(return_std=True)`` of the regressors
+    that pool their training targets (Nadaraya-Watson, learned metrics), from the
+    same dense pooling (:mod:`skattn._uncertainty`)."""
+
+    def _dense_keys(self):
+        """The head as dense attention over every training row, its keys
+        prepared with the targets (float64), the leave-one-out residuals and
+        their variance inflation over the noise's, ``1 + 1 / n_effective``."""
+        head = self._heads[0]
+        dense = AttentionHead(
+            self._keys,
+            self._key_weights,
+            self._kernel,
+            head.scale,
+            components=head.components,
+        )
+        values = np.asarray(self._values, dtype=np.float64)
+        keys = dense.prepare(values, np.float64)
+        if float((keys.w / keys.unit).sum()) <= 1.0:
+            raise ValueError(
+                "Intervals and standard errors need a total sample weight above 1: "
+                f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
+            )
+        loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
+        # Var(y_j - y_hat_{-j}) = sigma_j^2 (1 + 1 / n_effective_j)
+        inflation = 1.0 + 1.0 / stats[:, 1]
+        return dense, keys, values, values - loo, inflation
+
+    def predict(self, X, return_std=False):
+        """Predict by attention pooling of the training targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        return_std : bool, default=False
+            Also return the standard error of each prediction (of the fitted
+            mean, not of a new observation), as
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does:
+            ``sqrt(sum_i p_i(x)^2 sigma^2(x_i))`` with the noise variance at each
+            training row estimated by pooling the other rows' squared
+            leave-one-out residuals with the same attention. Computed with dense
+            attention over every training row (whatever ``n_neighbors``).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            Attention-weighted averages of the training targets, within their
+            range, in the dtype of ``y`` as fitted (float64, or float32 for a
+            float32 ``y``), whatever the dtype of ``X``.
+
+        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            The standard errors; only with ``return_std=True``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+        >>> model.predict([[0.5], [3.0]]).round(3)
+        array([0.561, 2.735])
+        >>> _, std = model.predict([[0.5], [3.0]], return_std=True)
+        >>> bool(np.all(std > 0))
+        True
+        """
+        if not return_std:
+            return super().predict(X)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        dense, keys, values, residuals, inflation = self._dense_keys()
+        # the noise variance at each row: the other rows' squared residuals, each
+        # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
+        # pooled
+        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
+        variances = variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
+        predictions, std = map_query_chunks(
+            _std_task, X, self.n_jobs, dense, keys, variances
+        )
+        dtype = self._values.dtype
+        predictions = predictions.astype(dtype, copy=False)
+        std = std.astype(dtype, copy=False)
+        if self._y_1d:
+            return predictions[:, 0], std[:, 0]
+        return predictions, std
 
     def predict_interval(self, X, coverage=0.9):
         """Jackknife+ prediction intervals, exact, at the cost of one prediction.
@@ -471,24 +560,9 @@ class _PredictionIntervalMixin:
             )
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        head = self._heads[0]
-        dense = AttentionHead(
-            self._keys,
-            self._key_weights,
-            self._kernel,
-            head.scale,
-            components=head.components,
-        )
-        values = np.asarray(self._values, dtype=np.float64)
-        keys = dense.prepare(values, np.float64)
+        dense, keys, values, residuals, _ = self._dense_keys()
+        residuals = np.abs(residuals)
         counts = keys.w / keys.unit
-        if counts.sum() <= 1.0:
-            raise ValueError(
-                "predict_interval needs a total sample weight above 1: leaving a "
-                f"row out must leave another; got {float(keys.w.sum())!r}."
-            )
-        loo = keys.pool(None, loo=True, n_jobs=self.n_jobs)
-        residuals = np.abs(values - loo)
         bounds = map_query_chunks(
             _interval_task,
             X,

@@ -21,6 +21,14 @@ counted ``w_j / u_j`` times (``N`` their sum, ``alpha = 1 - coverage``); a rank
 below 1 or above ``N`` gives an infinite bound, as the method's guarantee needs.
 Time O(n_queries x n_keys x n_outputs) (and a sort of each query's values), memory
 one chunk of queries.
+
+Standard errors of the fitted mean: the prediction is linear in the targets,
+``y_hat(q) = sum_j p_qj y_j``, so with independent noise of variance
+``sigma^2(x_j)`` its variance is ``sum_j p_qj^2 sigma^2(x_j)``. The noise
+variance at each training row is estimated by the same attention pooling the
+squared leave-one-out residuals of the other rows, ``sigma^2(x_i) = sum_{j != i}
+p_ij r_j^2`` (a local, leave-one-out variance smoother; the residuals also carry
+the smoother's bias, so where that is large the errors are overstated).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -29,7 +37,12 @@ import numpy as np
 
 from skattn._engine import chunk_rows
 
-__all__ = ["jackknife_plus", "leave_one_out_at_queries"]
+__all__ = [
+    "interval_rows",
+    "jackknife_plus",
+    "leave_one_out_at_queries",
+    "standard_error_rows",
+]
 
 # Shares of one copy above this are recomputed exactly (the formula's cancellation
 # would cost more than 3 digits).
@@ -140,3 +153,33 @@ def interval_rows(queries, keys, values, residuals, counts, coverage):
             left_out, residuals, counts, coverage
         )
     return out
+
+
+def standard_error_rows(queries, keys, variances):
+    """Predictions and their standard errors at some query rows (the task of
+    :func:`~skattn._engine.map_query_chunks`), by chunks of rows: with the
+    attention weights ``p_qj`` and each training row's noise variance
+    ``sigma_j^2`` (per output), ``Var y_hat(q) = sum_j p_qj^2 sigma_j^2 / w_j`` (a
+    row of weight ``w_j`` is ``w_j`` copies sharing its attention)."""
+    n = keys.n_keys
+    o = variances.shape[1]
+    rows = chunk_rows(n, 8, n_temporaries=3)
+    predictions = np.empty((queries.shape[0], o))
+    std = np.empty((queries.shape[0], o))
+    for start in range(0, queries.shape[0], rows):
+        chunk = queries[start : start + rows]
+        qz = keys.transform_queries(chunk)
+        e = np.empty((len(chunk), n), dtype=keys.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            keys.unnormalised_weights(qz, e)
+            inexact = keys.distance_error_bound(qz) > keys.max_distance_error
+            predictions[start : start + rows] = keys.finish_chunk(
+                e,
+                None,
+                keys.exact_rows(qz, chunk),
+                normalize=True,
+                inexact=inexact if inexact.any() else None,
+            )
+        e *= e
+        std[start : start + rows] = np.sqrt((e / keys.w) @ variances)
+    return predictions, std

@@ -172,3 +172,47 @@ def test_mapie_wraps_the_estimator_and_agrees():
     ours = NadarayaWatsonRegressor(bandwidth=0.5).fit(X, y).predict_interval(Q)
     # MAPIE's leave-one-out jackknife+ refits 60 times; ours is exact without refits
     assert_allclose(ours, theirs[:, :, 0], rtol=1e-9)
+
+
+def test_return_std_matches_the_monte_carlo_spread():
+    # a smooth function, constant noise, interior points, the bandwidth fixed
+    rng = np.random.default_rng(0)
+    n, h, sigma = 400, 0.3, 0.2
+    X = np.sort(rng.uniform(-3, 3, size=(n, 1)), axis=0)
+    Q = np.array([[-1.5], [-0.5], [0.0], [0.5], [1.5]])
+    weights = NadarayaWatsonRegressor(bandwidth=h).fit(X, X[:, 0]).attention_weights(Q)
+    truth = sigma * np.sqrt((weights**2).sum(axis=1))
+    predictions, stds = [], []
+    for _ in range(300):
+        y = np.sin(X[:, 0]) + sigma * rng.normal(size=n)
+        prediction, std = (
+            NadarayaWatsonRegressor(bandwidth=h).fit(X, y).predict(Q, return_std=True)
+        )
+        predictions.append(prediction)
+        stds.append(std)
+    monte_carlo = np.std(predictions, axis=0)
+    assert np.all(np.abs(np.mean(stds, axis=0) / monte_carlo - 1.0) < 0.1)
+    assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_return_std_shapes_dtypes_and_weights(rng):
+    X, Y = _data(rng, n=30, n_outputs=2)
+    Q = rng.uniform(-2, 2, size=(5, 2))
+    model = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y)
+    prediction, std = model.predict(Q, return_std=True)
+    assert prediction.shape == std.shape == (5, 2)
+    assert_allclose(prediction, model.predict(Q), rtol=1e-12)
+    assert np.all(std > 0)
+    one = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y[:, 0].astype(np.float32))
+    prediction, std = one.predict(Q, return_std=True)
+    assert prediction.dtype == std.dtype == np.float32 and std.shape == (5,)
+    w = rng.integers(1, 3, len(X))
+    repeated = np.repeat(np.arange(len(X)), w)
+    a = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y, sample_weight=w)
+    b = NadarayaWatsonRegressor(bandwidth=0.7).fit(X[repeated], Y[repeated])
+    assert_allclose(
+        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-10
+    )
+    learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
+    assert learned.predict(Q, return_std=True)[1].shape == (5,)
