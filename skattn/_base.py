@@ -4,6 +4,7 @@ bases, and the mixin of the estimators that learn their metric."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import warnings
 from numbers import Real
 
@@ -133,6 +134,14 @@ class AttentionHead:
     @property
     def dense(self):
         return self.index is None
+
+    def as_dense(self):
+        """This head with dense attention over every key (itself when dense)."""
+        if self.dense:
+            return self
+        dense = copy.copy(self)
+        dense.index = None
+        return dense
 
     def features(self, X):
         """Rows in the head's space (before the ``1 / h`` scaling)."""
@@ -431,14 +440,7 @@ class _PredictionIntervalMixin:
         """The head as dense attention over every training row, its keys
         prepared with the targets (float64), the leave-one-out residuals and
         their variance inflation over the noise's, ``1 + 1 / n_effective``."""
-        head = self._heads[0]
-        dense = AttentionHead(
-            self._keys,
-            self._key_weights,
-            self._kernel,
-            head.scale,
-            components=head.components,
-        )
+        dense = self._heads[0].as_dense()
         values = np.asarray(self._values, dtype=np.float64)
         keys = dense.prepare(values, np.float64)
         if float((keys.w / keys.unit).sum()) <= 1.0:

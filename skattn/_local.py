@@ -40,7 +40,7 @@ metric as for Nadaraya-Watson.
 
 import numpy as np
 
-__all__ = ["LocalConstant", "LocalLinear", "get_local_model"]
+__all__ = ["LocalConstant", "LocalLinear"]
 
 
 class LocalConstant:
@@ -101,10 +101,6 @@ class LocalLinear:
         self.ridge = float(ridge)
         self.n_features = n_features
         self.upper = np.triu_indices(n_features)
-
-    def n_values(self, n_outputs):
-        d = self.n_features
-        return n_outputs + d + len(self.upper[0]) + d * n_outputs
 
     def values(self, Y, D):
         """The values that keys carry: ``[y, x, x_a x_b (a <= b), x (x) y]`` of the
@@ -206,18 +202,3 @@ class LocalLinear:
         keys[-1] = 1.0
         self._keys_cache = (D_keys, Y_keys, keys)
         return keys
-
-    def slopes(self, pooled, n_outputs):
-        """Local slopes (design units) of a chunk of pooled moments, (m, d, o)."""
-        return self.fit(pooled, n_outputs).slopes
-
-
-def get_local_model(local, n_features, ridge=0.0):
-    """The local model of a name: "constant" or "linear" (or the object itself)."""
-    if local is None or local == "constant":
-        return LocalConstant()
-    if local == "linear":
-        return LocalLinear(ridge, n_features)
-    if isinstance(local, (LocalConstant, LocalLinear)):
-        return local
-    raise ValueError(f"Unknown local model {local!r}; expected 'constant' or 'linear'.")

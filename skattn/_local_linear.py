@@ -335,7 +335,8 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
 
     def _cv_bandwidth(self, X, Y, w, progress):
         """One bandwidth per feature by the leave-one-out squared error of the
-        local-linear fit, from the Nadaraya-Watson choice."""
+        local-linear fit, from a smooth, nearly linear start (a compact kernel:
+        one factor on the Nadaraya-Watson choice)."""
         span = np.ptp(X, axis=0)
         cap = np.maximum(
             LINEAR_BANDWIDTH * np.where(span > 0, span, self._spread), MIN_BANDWIDTH
@@ -413,9 +414,7 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         """The weighted mean squared leave-one-out error of the fits with
         ``bandwidth`` over the stored rows ``X, Y, w`` (dense attention)."""
         head = AttentionHead(X, w, self._kernel, 1.0 / bandwidth)  # every row
-        pooled = head.pool(None, self._moments, loo=True, n_jobs=self.n_jobs)
-        predictions, _ = self._local.solve(pooled, self._design(X))
-        residual = predictions - Y
+        residual = self._leave_one_out_predict(head) - Y
         return float(w @ np.einsum("ij,ij->i", residual, residual) / w.sum())
 
     def _local_fits(self, X, what):
@@ -524,11 +523,18 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         weights = self._local_fits(X, "weights")
         return self._expand_weights(weights, self._y_dtype)
 
-    def _leave_one_out_predict(self):
-        """Leave-one-out predictions of the stored rows (every row as keys)."""
-        X = self._keys
-        pooled = self._heads[0].pool(None, self._moments, loo=True, n_jobs=self.n_jobs)
-        predictions, _ = self._local.solve(pooled, self._design(X))
+    @property
+    def _key_design(self):
+        """The stored rows in the design's units: the moments' ``x`` columns."""
+        o = self._values.shape[1]
+        return self._moments[:, o : o + self.n_features_in_]
+
+    def _leave_one_out_predict(self, head=None):
+        """Leave-one-out predictions of the stored rows (every row as keys),
+        through ``head`` (the fitted head by default)."""
+        head = self._heads[0] if head is None else head
+        pooled = head.pool(None, self._moments, loo=True, n_jobs=self.n_jobs)
+        predictions, _ = self._local.solve(pooled, self._key_design)
         return predictions
 
 
@@ -551,7 +557,7 @@ def _fit_rows(X, estimator, head, prepared, what):
     fit = local.fit(pooled, estimator._values.shape[1])
     g = local.equivalent_factor(fit, Dq)
     offset = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
-    D_keys = estimator._design(estimator._keys)
+    D_keys = estimator._key_design
     with np.errstate(over="ignore", invalid="ignore"):
         if hasattr(weights, "tocsr"):
             weights = weights.tocsr().astype(np.float64)

@@ -68,30 +68,26 @@ def leave_one_out_at_queries(keys, values, queries):
         ``left_out[q, j]`` the prediction at query ``q`` without one copy of key
         ``j``.
     """
-    qz = keys.transform_queries(queries)
-    m, n = qz.shape[0], keys.n_keys
-    e = np.empty((m, n), dtype=keys.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        keys.unnormalised_weights(qz, e)
-        raw = e.copy()
-        inexact = keys.distance_error_bound(qz) > keys.max_distance_error
-        sq_rows = keys.exact_rows(qz, queries)
-        predictions = keys.finish_chunk(
-            e, None, sq_rows, normalize=True, inexact=inexact if inexact.any() else None
-        )
-    share = e * (keys.unit / keys.w)
+    predictions, weights = keys.pool(queries, return_weights=True, n_jobs=1)
+    share = weights * (keys.unit / keys.w)
     with np.errstate(divide="ignore", invalid="ignore"):
         left_out = (predictions[:, None, :] - share[:, :, None] * values[None]) / (
             1.0 - share
         )[:, :, None]
     for a, j in zip(*np.nonzero(share > _EXACT_SHARE), strict=True):
-        row = raw[a : a + 1].copy()
+        # the pooling of the other keys, from this query's logits: the engine's
+        # leave-one-out mode with key j as the query's own
+        q_raw = queries[a : a + 1]
+        qz = keys.transform_queries(q_raw)
+        row = np.empty((1, keys.n_keys), dtype=keys.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
+            keys.unnormalised_weights(qz, row)
+            inexact = keys.distance_error_bound(qz) > keys.max_distance_error
             left_out[a, j] = keys.finish_chunk(
                 row,
                 np.array([j]),
-                keys.exact_rows(qz[a : a + 1], queries[a : a + 1]),
-                inexact=inexact[a : a + 1] if inexact[a] else None,
+                keys.exact_rows(qz, q_raw),
+                inexact=inexact if inexact.any() else None,
             )[0]
     return predictions, left_out
 
@@ -161,25 +157,14 @@ def standard_error_rows(queries, keys, variances):
     attention weights ``p_qj`` and each training row's noise variance
     ``sigma_j^2`` (per output), ``Var y_hat(q) = sum_j p_qj^2 sigma_j^2 / w_j`` (a
     row of weight ``w_j`` is ``w_j`` copies sharing its attention)."""
-    n = keys.n_keys
     o = variances.shape[1]
-    rows = chunk_rows(n, 8, n_temporaries=3)
+    rows = chunk_rows(keys.n_keys, 8, n_temporaries=3)
     predictions = np.empty((queries.shape[0], o))
     std = np.empty((queries.shape[0], o))
     for start in range(0, queries.shape[0], rows):
         chunk = queries[start : start + rows]
-        qz = keys.transform_queries(chunk)
-        e = np.empty((len(chunk), n), dtype=keys.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            keys.unnormalised_weights(qz, e)
-            inexact = keys.distance_error_bound(qz) > keys.max_distance_error
-            predictions[start : start + rows] = keys.finish_chunk(
-                e,
-                None,
-                keys.exact_rows(qz, chunk),
-                normalize=True,
-                inexact=inexact if inexact.any() else None,
-            )
-        e *= e
-        std[start : start + rows] = np.sqrt((e / keys.w) @ variances)
+        pooled, weights = keys.pool(chunk, return_weights=True, n_jobs=1)
+        predictions[start : start + rows] = pooled
+        weights *= weights
+        std[start : start + rows] = np.sqrt((weights / keys.w) @ variances)
     return predictions, std
