@@ -13,6 +13,7 @@ from skattn._base import (
 )
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn._trend import apply_trend, fit_trend, trend_coefficients, trend_without
 from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
@@ -38,6 +39,12 @@ class AttentionRegressor(
     projection, as in Metric Learning for Kernel Regression) are learned by minimising
     the leave-one-out squared error of the model's own predictions on the training
     set, with analytic gradients.
+
+    By default the attention corrects a linear trend: a ridge regression is fitted
+    first, and the attention pools its residuals, ``y_hat(x) = t(x) + sum_j
+    p_j(x) (y_j - t(x_j))``. A feature whose bandwidth grows without bound then
+    enters linearly, and all of them give the ridge regression itself: the model
+    nests the linear one and corrects it where the data say so.
 
     Parameters
     ----------
@@ -74,17 +81,30 @@ class AttentionRegressor(
         For "full", "scott" and "cv" give the diagonal projection ``diag(1 / h)``
         and need n_components equal to n_features.
 
-    alpha : float, default=0.0
+    trend : {"linear"} or None, default="linear"
+        "linear": the attention pools the residuals of a ridge regression of
+        ``y`` on the standardised features (penalty 0.01 times the total sample
+        weight), fitted once before the metric; predictions add the trend back
+        (``trend_coef_``, ``trend_intercept_``). Predictions may then leave the
+        range of the targets: the trend extrapolates linearly up to 10 times each
+        feature's training range beyond it, and is constant further out. None: the
+        attention pools the targets themselves (parametric Nadaraya-Watson;
+        predictions within the range of the targets).
+
+    alpha : float or "auto", default="auto"
         Penalty on the squared distance of the learned parameters (the
         log-bandwidths in units of each feature's standard deviation, or the
         projection of the standardised features) from those of the start
         (``init``; with "auto", the leave-one-out choice of
         :class:`NadarayaWatsonRegressor`): more penalty means closer to that
-        smoother, never to the mean (an infinite bandwidth). "full" has
-        n_components * n_features parameters and can overfit the leave-one-out
-        loss on small or noisy data (on load_diabetes, 442 rows, its 5-fold R^2 is
-        0.08 at alpha=0); tune alpha between about 1e-4 and 1e-1 by
-        cross-validation there, or let ``early_stopping`` pick the iteration.
+        smoother, never to the mean (an infinite bandwidth). The leave-one-out
+        loss of many bandwidths is itself overfitted on small data: "auto" is
+        ``1 / n_samples`` (the total sample weight of the rows learned from), a
+        prior whose weight against the mean loss shrinks as the data grow (on
+        the development panel it lifts load_diabetes from 0.46 to 0.48 and
+        Housing from 0.61 to 0.67, and costs friedman1 0.003). "full" has
+        n_components * n_features parameters; ``early_stopping`` picks its
+        iteration as well.
 
     max_iter : int, default=100
         Maximum number of L-BFGS-B iterations, or of mini-batch steps when
@@ -172,14 +192,23 @@ class AttentionRegressor(
         Learned projection of the features (metric "full"): distances are
         ``||components_ @ (x - x')||``.
 
+    trend_coef_ : ndarray of shape (n_features,) or (n_outputs, n_features)
+        The linear trend's coefficients (``trend="linear"``), in the units of
+        ``X`` and ``y``, as :class:`~sklearn.linear_model.Ridge` gives them.
+
+    trend_intercept_ : float or ndarray of shape (n_outputs,)
+        The linear trend's intercept (``trend="linear"``).
+
     feature_importances_ : ndarray of shape (n_features,)
-        Drop-feature importance of the learned metric: how much the model's
+        Drop-feature importance of the learned model: how much its
         leave-one-out loss (on the rows it learned from; a sample of 5,000 above
-        that) grows when the feature is left out of the distances, normalised to
-        sum to 1. It saturates for discrete features (a bandwidth far below the
-        gaps between a feature's values changes nothing more), unlike the metric's
-        own scale ``(s_k / h_k)^2``; on load_diabetes it ranks the features as
-        permutation importance does (Spearman 0.75). Works with
+        that) grows when the feature is left out of the distances and of the
+        trend (refitted without it), normalised to sum to 1. It saturates for
+        discrete features (a bandwidth far below the gaps between a feature's
+        values changes nothing more), unlike the metric's own scale
+        ``(s_k / h_k)^2``, and counts what a feature gives through the trend
+        (a linear feature's bandwidth grows without bound); on load_diabetes
+        it ranks the features as permutation importance does. Works with
         :class:`~sklearn.feature_selection.SelectFromModel`. Costs ``n_features +
         1`` leave-one-out passes at the end of ``fit``.
 
@@ -222,17 +251,22 @@ class AttentionRegressor(
 
     .. math::
 
-        \\hat y_{-i} = \\sum_j p_{ij} y_j, \\qquad
+        \\hat y_{-i} = t(x_i) + \\sum_j p_{ij} (y_j - t(x_j)), \\qquad
         p_{ij} = \\operatorname{softmax}_j\\big(\\log K(u_{ij}) + \\log w_j\\big),
 
     where row :math:`i` keeps :math:`w_i - 1` copies of itself (sample weights act as
-    repetition), and the objective is
+    repetition) and :math:`t` is the trend (zero for ``trend=None``), and the
+    objective is
     :math:`\\sum_i w_i \\|\\hat y_{-i} - y_i\\|^2 / \\sum_i w_i \\|y_i - \\bar y\\|^2`
-    plus the penalty. Its gradient is computed analytically in :math:`O(n^2 d)` time
-    and chunked memory; L-BFGS-B minimises it over log-bandwidths (or the
-    projection). Leaving each row out is what makes learning possible: with the row
-    itself among the keys, the optimum would be a bandwidth of zero, which
-    memorises the training set.
+    plus the penalty. The trend is fitted once, before the metric, as a boosting
+    step would be: refitting it at every iteration (the partially linear model
+    of Robinson, 1988, with the trend profiled out) was measured on the
+    development panel and scored lower (mean R^2 0.672 against 0.680 on seven
+    data sets) at twice the cost. The gradient is computed analytically in
+    :math:`O(n^2 d)` time and chunked memory; L-BFGS-B minimises it over
+    log-bandwidths (or the projection). Leaving each row out is what makes
+    learning possible: with the row itself among the keys, the optimum would be
+    a bandwidth of zero, which memorises the training set.
 
     References
     ----------
@@ -258,7 +292,8 @@ class AttentionRegressor(
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "kernel": [StrOptions(set(KERNELS))],
         "init": [StrOptions({"auto", "scott", "cv", "identity", "pca"}), "array-like"],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "trend": [StrOptions({"linear"}), None],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -286,7 +321,8 @@ class AttentionRegressor(
         n_components=None,
         kernel="gaussian",
         init="auto",
-        alpha=0.0,
+        trend="linear",
+        alpha="auto",
         max_iter=100,
         tol=1e-8,
         batch_size=None,
@@ -306,6 +342,7 @@ class AttentionRegressor(
         self.n_components = n_components
         self.kernel = kernel
         self.init = init
+        self.trend = trend
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
@@ -350,7 +387,7 @@ class AttentionRegressor(
         >>> X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
         >>> model = AttentionRegressor(metric="isotropic").fit(X, y)
         >>> model.bandwidth_.round(3)  # one learned bandwidth, for every feature
-        array([0.171, 0.171, 0.171, 0.171, 0.171, 0.171])
+        array([0.168, 0.168, 0.168, 0.168, 0.168, 0.168])
         >>> model.loss_curve_[0] > model.loss_curve_[-1]  # leave-one-out loss went down
         True
         """
@@ -366,4 +403,37 @@ class AttentionRegressor(
         sample_weight = check_sample_weight(sample_weight, X)
         self._check_learnable(X)
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
-        return self._learn(X_kept, Y_kept, w_kept, loss="squared")
+        offset = offset_without = None
+        self._trend = None
+        for name in ("trend_coef_", "trend_intercept_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if self.trend == "linear":
+            offset, offset_without = self._fit_trend(X_kept, Y_kept, w_kept)
+        return self._learn(
+            X_kept,
+            Y_kept,
+            w_kept,
+            loss="squared",
+            offset=offset,
+            offset_without=offset_without,
+        )
+
+    def _fit_trend(self, X, Y, w):
+        """Fit the linear trend; the keys then carry its residuals. Returns the
+        trend at the rows and the map ``j -> the trend refitted without feature
+        j`` at the rows."""
+        self._trend, inverse = fit_trend(X, Y, w, return_inverse=True)
+        offset = apply_trend(self._trend, X)
+        limit = np.finfo(np.float64).max
+        with np.errstate(over="ignore", invalid="ignore"):
+            residuals = np.clip(Y - offset, -limit, limit)
+        self._values = residuals.astype(self._values.dtype, copy=False)
+        coef, intercept = trend_coefficients(self._trend)
+        self.trend_coef_ = coef[0] if self._y_1d else coef
+        self.trend_intercept_ = float(intercept[0]) if self._y_1d else intercept
+
+        def offset_without(j):
+            return apply_trend(trend_without(self._trend, inverse, j), X)
+
+        return offset, offset_without

@@ -31,6 +31,7 @@ from skattn._learning import (
     minimize_lbfgs,
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
+from skattn._trend import apply_trend
 from skattn._uncertainty import interval_rows, standard_error_rows
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import validate_data
@@ -313,8 +314,8 @@ class _AttentionPoolingBase(BaseEstimator):
     def _pool(self, X, head=0, **returns):
         """Validate the queries and pool the stored values through one head, by
         chunks of rows over the engine's threads (or through joblib, a Dask
-        cluster inside ``parallel_config(backend="dask")``). Returns the queries'
-        dtype and the pooled result."""
+        cluster inside ``parallel_config(backend="dask")``). Returns the validated
+        queries and the pooled result."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dtype = np.result_type(X.dtype, self._keys.dtype)
@@ -325,7 +326,7 @@ class _AttentionPoolingBase(BaseEstimator):
         pooled = map_query_chunks(
             pool_rows, X, self.n_jobs, head, values, prepared, returns
         )
-        return X.dtype, pooled
+        return X, pooled
 
     def attention_weights(self, X):
         """Attention weights of each query over the training rows.
@@ -360,7 +361,8 @@ class _AttentionPoolingBase(BaseEstimator):
         return self._attention_weights(X)
 
     def _attention_weights(self, X, head=0):
-        dtype, (_, weights) = self._pool(X, head, return_weights=True)
+        X, (_, weights) = self._pool(X, head, return_weights=True)
+        dtype = X.dtype
         return self._expand_weights(weights, dtype)
 
     def _expand_weights(self, weights, dtype):
@@ -409,8 +411,21 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         >>> model.predict([[0.5], [3.0]]).round(3)
         array([0.561, 2.735])
         """
-        _, pooled = self._pool(X)
+        X, pooled = self._pool(X)
+        pooled = self._add_trend(X, pooled)
         return pooled[:, 0] if self._y_1d else pooled
+
+    def _add_trend(self, X, pooled):
+        """Pooled residuals plus the fitted trend at the queries ``X`` (validated),
+        in the dtype of ``y``, finite (a regressor without a trend: ``pooled``)."""
+        trend = getattr(self, "_trend", None)
+        if trend is None:
+            return pooled
+        dtype = pooled.dtype
+        limit = np.finfo(dtype).max
+        with np.errstate(over="ignore"):
+            total = np.asarray(pooled, dtype=np.float64) + apply_trend(trend, X)
+        return np.clip(total, -limit, limit).astype(dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -506,7 +521,7 @@ class _PredictionIntervalMixin:
             _std_task, X, self.n_jobs, dense, keys, variances
         )
         dtype = self._values.dtype
-        predictions = predictions.astype(dtype, copy=False)
+        predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
         std = std.astype(dtype, copy=False)
         if self._y_1d:
             return predictions[:, 0], std[:, 0]
@@ -575,7 +590,15 @@ class _PredictionIntervalMixin:
             residuals,
             counts,
             float(coverage),
-        ).astype(self._values.dtype, copy=False)
+        )
+        finite = np.isfinite(bounds)  # infinite bounds stay so (high coverage)
+        if getattr(self, "_trend", None) is not None:
+            # the trend is held fixed, as the metric is: it shifts every bound
+            with np.errstate(over="ignore", invalid="ignore"):
+                bounds = bounds + apply_trend(self._trend, X)[:, None, :]
+        limit = np.finfo(self._values.dtype).max
+        bounds = np.where(finite, np.clip(bounds, -limit, limit), bounds)
+        bounds = bounds.astype(self._values.dtype, copy=False)
         return bounds[:, :, 0] if self._y_1d else bounds
 
 
@@ -645,7 +668,8 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         array([[0.975, 0.025],
                [0.5  , 0.5  ]])
         """
-        dtype, pooled = self._pool(X)
+        X, pooled = self._pool(X)
+        dtype = X.dtype
         proba = np.clip(pooled, 0.0, 1.0)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba.astype(dtype, copy=False)
@@ -734,10 +758,15 @@ class _MetricLearner:
         # the parametrisation checks its own shape (n_components, ...) up front
         make_metric(self.metric, X.shape[1], self.n_components)
 
-    def _learn(self, X, Y, w, loss, unit_weights=None):
+    def _learn(
+        self, X, Y, w, loss, unit_weights=None, offset=None, offset_without=None
+    ):
         """Minimise the leave-one-out ``loss`` over the metric; set the fitted
         attributes. ``X, Y, w``: the stored rows of positive weight; ``unit_weights``
-        the weight of one copy of each row (class weights), 1 by default."""
+        the weight of one copy of each row (class weights), 1 by default;
+        ``offset`` a trend the pooled residuals correct (targets' units, every
+        row) and ``offset_without(j)`` that trend refitted without feature ``j``
+        (for the drop-feature importance)."""
         unit = 1.0 if unit_weights is None else float(np.max(unit_weights))
         if w.sum() <= unit:
             raise ValueError(
@@ -759,7 +788,13 @@ class _MetricLearner:
         name = getattr(self, "_progress_name", type(self).__name__)
         progress = Progress(name, self.verbose)
         train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
-        of_train = (lambda a: a) if held is None else (lambda a: a[train])
+
+        def of_train(a):
+            return a if held is None or a is None else a[train]
+
+        # alpha="auto": a penalty whose weight against the loss (a mean over the
+        # rows) shrinks as 1 / n, as a prior's against a likelihood
+        alpha = 1.0 / of_train(w).sum() if self.alpha == "auto" else self.alpha
         objective = LeaveOneOutObjective(
             of_train(X),
             of_train(Y),
@@ -767,10 +802,11 @@ class _MetricLearner:
             kernel=self.kernel,
             metric=self.metric,
             n_components=self.n_components,
-            alpha=self.alpha,
+            alpha=alpha,
             n_jobs=self.n_jobs,
             loss=loss,
-            unit_weights=None if unit_weights is None else of_train(unit_weights),
+            unit_weights=of_train(unit_weights),
+            offset=of_train(offset),
         )
         metric = objective.metric
         previous = None
@@ -786,10 +822,17 @@ class _MetricLearner:
             progress=progress,
         )
         # the penalty pulls toward the start: more of it, closer to that smoother
-        objective.reference = x0.copy()
+        # (a warm start continues the previous fit's objective: its reference)
+        reference = None
+        if previous is not None:
+            reference = metric.from_fitted(getattr(self, "_reference", None))
+        objective.reference = x0.copy() if reference is None else reference
+        self._reference = metric.fitted(objective.reference)[0]
         held_out = None
         if held is not None:
-            held_out = objective.held_out(X[held], Y[held], w[held])
+            held_out = objective.held_out(
+                X[held], Y[held], w[held], None if offset is None else offset[held]
+            )
         self.loss_curve_ = []
         report = self._reporter(metric, progress)
         self.validation_scores_ = None
@@ -858,7 +901,12 @@ class _MetricLearner:
                 delattr(self, name)
         fitted, scale, components = metric.fitted(params)
         setattr(self, metric.attribute, fitted)
-        self.feature_importances_ = objective.importance(params)
+        self.feature_importances_ = objective.importance(
+            params,
+            offset_without=None
+            if offset_without is None
+            else (lambda j: of_train(offset_without(j))),
+        )
         self._fit_head(scale, components)
         return self
 

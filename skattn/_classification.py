@@ -256,7 +256,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         ("cv" is the leave-one-out log-loss choice of
         :class:`NadarayaWatsonClassifier`).
 
-    alpha : float, default=1e-2
+    alpha : float or "auto", default=1e-2
         Penalty on the squared distance of the learned parameters (log-bandwidths
         in units of each feature's standard deviation, or the projection of the
         standardised features) from those of the start (``init``; with "auto",
@@ -267,7 +267,8 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         sharpens without bound, and the model becomes overconfident on new data:
         at alpha=0 the 5-fold log loss on load_wine is 0.77 ("diagonal"), at 1e-2
         0.12. Tune it (1e-3 to 1e-1) by cross-validation with
-        ``scoring="neg_log_loss"``.
+        ``scoring="neg_log_loss"``. "auto" is ``1 / n_samples``, as in
+        :class:`AttentionRegressor`.
 
     max_iter : int, default=100
         Maximum number of L-BFGS-B iterations, or of mini-batch steps when
@@ -413,7 +414,11 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
     _nonparametric = "NadarayaWatsonClassifier"
 
     _parameter_constraints: dict = {
-        **AttentionRegressor._parameter_constraints,
+        **{
+            name: constraint
+            for name, constraint in AttentionRegressor._parameter_constraints.items()
+            if name != "trend"  # classes are pooled, not a trend's residuals
+        },
         "class_weight": _CLASS_WEIGHT,
     }
 

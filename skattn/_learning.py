@@ -426,6 +426,7 @@ class LeaveOneOutObjective:
         reference=None,
         local=None,
         max_bandwidth=None,
+        offset=None,
     ):
         self.kernel = get_kernel(kernel)
         self.loss = get_loss(loss)
@@ -441,7 +442,12 @@ class LeaveOneOutObjective:
         self.w = np.asarray(sample_weight, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
         self.standardise_targets, _ = self.loss.standardiser(Y, self.w)
-        self.Y = self.standardise_targets(Y)
+        # the loss is normalised by the targets' total sum of squares; with an
+        # offset the keys carry the residuals and the loss is that of offset +
+        # pooled residuals
+        self.targets = self.standardise_targets(Y)
+        self.normaliser = self.loss.normaliser(self.targets, self.w)
+        self.Y = self.residuals(self.targets, offset)
         self.center = weighted_mean(X, self.w)
         self.spread = self.metric.spread(weighted_spread(X, self.w))
         self.metric.setup(self.spread)
@@ -454,12 +460,21 @@ class LeaveOneOutObjective:
         self.values = self.local.values(self.Y, self.Z)
         if max_bandwidth is not None:
             self.metric.cap(max_bandwidth)
-        self.normaliser = self.loss.normaliser(self.Y, self.w)
         # (Two chunks for small data, to use two threads, were measured and not
         # kept: n = 200 took twice as long, n = 500 no less.)
         self.rows = chunk_rows(
             self.n_samples, 8, n_temporaries=3 + self.local.n_temporaries
         )
+
+    def residuals(self, targets, offset):
+        """Standardised targets less an offset given in the targets' units (None:
+        the targets)."""
+        if offset is None:
+            return targets
+        offset = np.asarray(offset, dtype=np.float64).reshape(targets.shape)
+        # the standardisation is affine: its linear part maps the offset
+        zero = self.standardise_targets(np.zeros_like(offset))
+        return targets - (self.standardise_targets(offset) - zero)
 
     @property
     def n_params(self):
@@ -470,11 +485,16 @@ class LeaveOneOutObjective:
         """Box bounds of the parameters, (lower, upper), one array each."""
         return self.metric.bounds
 
-    def leave_one_out_loss(self, Z, rows=None):
+    def leave_one_out_loss(self, Z, rows=None, offset=None):
         """The leave-one-out loss (without penalty) of the pooling in which the
         standardised features ``Z`` are Euclidean; over the rows ``rows`` alone
-        (keys and queries) when given."""
+        (keys and queries) when given; with ``offset`` (targets' units, every
+        row) in place of the objective's."""
         Y, w, values, design = self.Y, self.w, self.values, self.Z
+        if offset is not None:
+            Y = self.residuals(self.targets, offset)
+            values = self.local.values(Y, self.Z)
+        normaliser = self.loss.normaliser(self.targets, w)
         unit = self.unit_weights
         if rows is not None:
             Z, Y, w, values, design = (
@@ -485,6 +505,7 @@ class LeaveOneOutObjective:
                 design[rows],
             )
             unit = None if unit is None else unit[rows]
+            normaliser = self.loss.normaliser(self.targets[rows], w)
         keys = prepare_keys(
             Z,
             values,
@@ -495,12 +516,14 @@ class LeaveOneOutObjective:
         )
         pooled = keys.pool(None, loo=True, n_jobs=self.n_jobs)
         predictions, _ = self.local.solve(pooled, design)
-        return self.loss.value(predictions, Y, w) / self.loss.normaliser(Y, w)
+        return self.loss.value(predictions, Y, w) / normaliser
 
-    def importance(self, params, max_rows=IMPORTANCE_MAX_ROWS):
+    def importance(self, params, max_rows=IMPORTANCE_MAX_ROWS, offset_without=None):
         """Drop-feature importance: how much the leave-one-out loss grows when a
         feature is left out of the learned distances (its standardised column
-        zeroed), normalised to sum to 1 (uniform if no feature matters).
+        zeroed), and of the offset (``offset_without(j)``: the offset refitted
+        without feature ``j``, in the targets' units), normalised to sum to 1
+        (uniform if no feature matters).
 
         It saturates where the metric's own scale does not: once a discrete
         feature's bandwidth is far below the gaps between its values, shrinking it
@@ -516,7 +539,10 @@ class LeaveOneOutObjective:
         for j in range(self.n_features):
             Z = self.Z.copy()
             Z[:, j] = 0.0
-            dropped = self.leave_one_out_loss(self.metric.project(Z, params), rows)
+            offset = None if offset_without is None else offset_without(j)
+            dropped = self.leave_one_out_loss(
+                self.metric.project(Z, params), rows, offset
+            )
             score[j] = max(dropped - base, 0.0)
         total = score.sum()
         if not np.isfinite(total) or total <= 0:
@@ -584,10 +610,10 @@ class LeaveOneOutObjective:
         grad = grad * factor + 2.0 * self.alpha * deviation
         return loss, grad
 
-    def held_out(self, X, Y, sample_weight):
+    def held_out(self, X, Y, sample_weight, offset=None):
         """A :class:`HeldOutLoss` of rows that are not keys, in this objective's
-        units (standardised as its training rows)."""
-        return HeldOutLoss(self, X, Y, sample_weight)
+        units (standardised as its training rows), with their ``offset``."""
+        return HeldOutLoss(self, X, Y, sample_weight, offset)
 
     def _partial(self, keys, Y_keys, Z_keys, projected, queries, own):
         """Loss and gradient pieces of some query rows (sums over their chunks):
@@ -653,14 +679,15 @@ class HeldOutLoss:
     objective is (``1 - R^2`` of the held-out rows for the squared error, their mean
     log loss for classes), without the penalty."""
 
-    def __init__(self, objective, X, Y, sample_weight):
+    def __init__(self, objective, X, Y, sample_weight, offset=None):
         self.objective = objective
         X = np.asarray(X, dtype=np.float64)
         self.Z = X / objective.spread - objective.center / objective.spread
         # in the units of the training targets
-        self.Y = objective.standardise_targets(np.asarray(Y, dtype=np.float64))
+        targets = objective.standardise_targets(np.asarray(Y, dtype=np.float64))
         self.w = np.asarray(sample_weight, dtype=np.float64)
-        self.normaliser = objective.loss.normaliser(self.Y, self.w)
+        self.normaliser = objective.loss.normaliser(targets, self.w)
+        self.Y = objective.residuals(targets, offset)
 
     def __call__(self, params):
         objective = self.objective

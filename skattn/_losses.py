@@ -41,15 +41,22 @@ class SquaredLoss:
     def standardiser(self, Y, w):
         """The map of :meth:`standardise` fitted on ``(Y, w)``, to put other rows
         (held-out targets) in the same units, and the unit."""
-        first = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
-        scaled = np.ldexp(Y, -first)
-        mean = w @ scaled / w.sum()
-        second = int(np.frexp(np.max(np.abs(scaled - mean), initial=0.0))[1])
+        first, second, mean = self.target_map(Y, w)
 
         def apply(Z):
             return np.ldexp(np.ldexp(Z, -first) - mean, -second)
 
         return apply, float(np.ldexp(1.0, first + second))
+
+    def target_map(self, Y, w):
+        """The exponents and mean of :meth:`standardise`: ``standardised =
+        ldexp(ldexp(Y, -first) - mean, -second)``, inverted by ``Y =
+        ldexp(ldexp(standardised, second) + mean, first)``."""
+        first = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
+        scaled = np.ldexp(Y, -first)
+        mean = w @ scaled / w.sum()
+        second = int(np.frexp(np.max(np.abs(scaled - mean), initial=0.0))[1])
+        return first, second, mean
 
     def normaliser(self, Y, w):
         mean = w @ Y / w.sum()

@@ -575,8 +575,14 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         """A head's per-feature bandwidths learned from ``start`` with the objective
         of AttentionRegressor; a convergence warning names this transformer and
         what its user can do."""
+        # the pooled targets themselves (no trend), as Nadaraya-Watson pools them
         learner = AttentionRegressor(
-            kernel=self.kernel, init=start, n_jobs=self.n_jobs, verbose=self.verbose
+            kernel=self.kernel,
+            init=start,
+            trend=None,
+            alpha=0.0,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         learner._progress_name = f"{type(self).__name__} head {head}"
         with warnings.catch_warnings(record=True) as caught:

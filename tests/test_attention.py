@@ -165,17 +165,32 @@ def test_learning_beats_the_rule_of_thumb_held_out():
     assert learned > rule + 0.05
 
 
+@pytest.mark.parametrize("trend", [None, "linear"])
 @pytest.mark.parametrize("metric", ["isotropic", "diagonal", "full"])
-def test_predict_uses_the_learned_metric(rng, metric):
+def test_predict_uses_the_learned_metric(rng, metric, trend):
     X, Y = _data(rng)
-    model = AttentionRegressor(metric=metric).fit(X, Y[:, 0])
+    model = AttentionRegressor(metric=metric, trend=trend).fit(X, Y[:, 0])
+    # with a trend, the attention pools its residuals and predictions add it back
+    fitted = np.zeros((len(X), 1))
+    at_queries = np.zeros((5, 1))
+    if trend == "linear":
+        fitted = (X @ model.trend_coef_ + model.trend_intercept_)[:, None]
+        at_queries = fitted[:5]
+    else:
+        assert not hasattr(model, "trend_coef_")
+    values = Y[:, :1] - fitted
     if metric == "full":
         W = model.components_
-        expected, weights = nadaraya_watson(X @ W.T, Y, X[:5] @ W.T, "gaussian", 1.0)
+        expected, weights = nadaraya_watson(
+            X @ W.T, values, X[:5] @ W.T, "gaussian", 1.0
+        )
         assert not hasattr(model, "bandwidth_")
     else:
-        expected, weights = nadaraya_watson(X, Y, X[:5], "gaussian", model.bandwidth_)
+        expected, weights = nadaraya_watson(
+            X, values, X[:5], "gaussian", model.bandwidth_
+        )
         assert not hasattr(model, "components_")
+    expected = expected + at_queries
     np.testing.assert_allclose(model.predict(X[:5]), expected[:, 0], rtol=1e-9)
     np.testing.assert_allclose(
         model.attention_weights(X[:5]), weights, rtol=1e-9, atol=1e-14
@@ -274,7 +289,9 @@ def test_auto_init_skips_the_quadratic_cv_search_in_minibatch_mode(
 
 def test_array_init(rng):
     X, Y = _data(rng)
-    model = AttentionRegressor(metric="diagonal", init=[1.0, 2.0, 0.5], max_iter=1)
+    model = AttentionRegressor(
+        metric="diagonal", init=[1.0, 2.0, 0.5], max_iter=1, trend=None
+    )
     with pytest.warns(ConvergenceWarning):
         model.fit(X, Y[:, 0])
     obj = _objective(X, Y[:, :1], np.ones(len(X)), "gaussian", "diagonal", None)
@@ -443,8 +460,11 @@ def test_sampled_candidates_learn_at_a_fraction_of_the_cost():
     # learned against fewer keys come out a little wider than all the rows need
     assert r2_sampled > start + 0.1
     assert r2_sampled > r2_every - 0.05
-    # the five informative features get the five smallest bandwidths
-    assert set(np.argsort(sampled.bandwidth_)[:5]) == {0, 1, 2, 3, 4}
+    # the three features that enter nonlinearly get the three smallest bandwidths
+    # (x3 and x4 enter linearly: the trend takes them), the five informative ones
+    # the five largest importances
+    assert set(np.argsort(sampled.bandwidth_)[:3]) == {0, 1, 2}
+    assert set(np.argsort(sampled.feature_importances_)[-5:]) == {0, 1, 2, 3, 4}
 
 
 def test_sampled_candidates_need_batch_size(rng):
@@ -478,6 +498,7 @@ def test_early_stopping_keeps_the_best_held_out_iterate():
         metric="full",
         early_stopping=True,
         n_iter_no_change=3,
+        trend=None,
         random_state=0,
         callback=lambda components, n_iter: seen.append(components.copy()),
     )
@@ -508,10 +529,15 @@ def test_early_stopping_keeps_the_best_held_out_iterate():
 
 def test_early_stopping_learns_on_the_other_rows_only():
     X, y = make_friedman1(n_samples=200, n_features=5, noise=1.0, random_state=1)
-    model = AttentionRegressor(early_stopping=True, random_state=0).fit(X, y)
+    # (a trend is fitted on every row, held out or not: the pooled targets here)
+    model = AttentionRegressor(
+        early_stopping=True, trend=None, alpha=0.0, random_state=0
+    ).fit(X, y)
     assert model.best_iteration_ >= 1
     train, _ = _held_out_split(len(y))
-    by_hand = AttentionRegressor(early_stopping=False, max_iter=model.best_iteration_)
+    by_hand = AttentionRegressor(
+        early_stopping=False, trend=None, alpha=0.0, max_iter=model.best_iteration_
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         by_hand.fit(X[train], y[train])
@@ -566,15 +592,20 @@ def test_penalty_gradient_with_a_reference(rng, metric, k):
 def test_a_large_penalty_keeps_the_start_not_the_mean():
     X, y = make_friedman1(n_samples=200, n_features=5, noise=1.0, random_state=0)
     start = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y)
-    pulled = AttentionRegressor(alpha=1e6, early_stopping=False).fit(X, y)
+    pulled = AttentionRegressor(alpha=1e6, trend=None, early_stopping=False).fit(X, y)
     np.testing.assert_allclose(pulled.bandwidth_, start.bandwidth_, rtol=1e-4)
     np.testing.assert_allclose(pulled.predict(X), start.predict(X), rtol=1e-3)
+    # with the trend: the same start bandwidths, the attention on its residuals
+    trended = AttentionRegressor(alpha=1e6, early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(trended.bandwidth_, start.bandwidth_, rtol=1e-4)
 
 
 @pytest.mark.parametrize("metric", ["diagonal", "full"])
 def test_feature_importances_are_drop_feature_leave_one_out_losses(rng, metric):
     X, Y = _data(rng, n=40)
-    model = AttentionRegressor(metric=metric, max_iter=15, early_stopping=False)
+    model = AttentionRegressor(
+        metric=metric, max_iter=15, early_stopping=False, trend=None
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, Y[:, 0])
@@ -628,3 +659,141 @@ def test_feature_importances_agree_with_permutation_importance():
             assert set(np.argsort(model.feature_importances_)[-5:]) == set(range(5))
         else:  # the binary sex column (1) is not mistaken for the most relevant
             assert set(np.argsort(model.feature_importances_)[-2:]) == {2, 8}
+
+
+# -- the linear trend -------------------------------------------------------------
+
+
+def _standardised(X, w):
+    mean = w @ X / w.sum()
+    std = np.sqrt(w @ (X - mean) ** 2 / (w.sum() - 1.0))
+    return (X - mean) / std, mean, std
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_trend_is_a_ridge_regression_on_standardised_features(rng, weighted):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng, n=60, outputs=2)
+    X = X * [1e3, 1.0, 1e-4] + [5.0, -2.0, 0.0]
+    w = rng.uniform(0.5, 3.0, size=len(X)) if weighted else np.ones(len(X))
+    model = AttentionRegressor(max_iter=2).fit(X, Y, sample_weight=w)
+    Z, mean, std = _standardised(X, w)
+    ridge = Ridge(alpha=1e-2 * w.sum()).fit(Z, Y, sample_weight=w)
+    np.testing.assert_allclose(model.trend_coef_, ridge.coef_ / std, rtol=1e-9)
+    np.testing.assert_allclose(
+        model.trend_intercept_,
+        ridge.intercept_ - (ridge.coef_ / std) @ mean,
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    single = AttentionRegressor(max_iter=2).fit(X, Y[:, 0])
+    assert single.trend_coef_.shape == (3,) and isinstance(
+        single.trend_intercept_, float
+    )
+
+
+def test_gradient_with_an_offset(rng):
+    X, Y = _data(rng, outputs=2)
+    offset = X @ rng.normal(size=(3, 2)) + 0.3
+    obj = LeaveOneOutObjective(
+        X,
+        Y,
+        np.ones(len(X)),
+        kernel="gaussian",
+        metric="diagonal",
+        n_components=None,
+        alpha=0.0,
+        n_jobs=None,
+        offset=offset,
+    )
+    x0 = rng.normal(size=obj.n_params) * 0.3
+    error = check_grad(lambda p: obj(p)[0], lambda p: obj(p)[1], x0)
+    assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
+    # the loss: 1 - R^2 of offset + leave-one-out pooled residuals, by plain loops
+    h = obj.metric.bandwidth_from_params(x0)
+    residual = Y - offset
+    loo = leave_one_out(X, residual, "gaussian", h, np.ones(len(X)))
+    tss = np.sum((Y - Y.mean(axis=0)) ** 2)
+    np.testing.assert_allclose(
+        obj(x0)[0], np.sum((offset + loo - Y) ** 2) / tss, rtol=1e-10
+    )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_infinite_bandwidths_leave_the_trend(rng):
+    X, Y = _data(rng, n=50)
+    model = AttentionRegressor(init=[1e8] * 3, alpha=1e8, max_iter=3).fit(X, Y[:, 0])
+    trend = X @ model.trend_coef_ + model.trend_intercept_
+    np.testing.assert_allclose(model.predict(X), trend, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_trend_extrapolates_linearly_then_stays_finite(rng):
+    X, Y = _data(rng, n=50)
+    model = AttentionRegressor(max_iter=5).fit(X, Y[:, 0])
+    span = X.max(axis=0) - X.min(axis=0)
+    near = X.max(axis=0) + 2 * span  # within the box: linear
+    far = [X.max(axis=0) + 20 * span, X.max(axis=0) + 1e300]
+    pooled = model.predict([near])[0] - (near @ model.trend_coef_)
+    assert np.isfinite(pooled)
+    predictions = model.predict(np.vstack([near, far]))
+    assert np.all(np.isfinite(predictions))
+    # past 10 ranges the trend is constant
+    from skattn._trend import apply_trend
+
+    edge = X.max(axis=0) + 10 * span
+    trends = apply_trend(model._trend, np.vstack([edge, far]))
+    np.testing.assert_allclose(trends, trends[[0, 0, 0]], rtol=1e-12)
+    huge = model.predict(np.full((1, 3), -1e308))
+    assert np.isfinite(huge).all()
+
+
+def test_importance_counts_what_the_trend_takes(rng):
+    n = 300
+    X = rng.uniform(-1, 1, size=(n, 3))
+    y = np.sin(3 * X[:, 0]) + 2 * X[:, 1] + 0.1 * rng.normal(size=n)
+    model = AttentionRegressor().fit(X, y)
+    # x1 enters linearly: its bandwidth is wide, but it matters (the trend)
+    assert model.bandwidth_[1] > model.bandwidth_[0]
+    importance = model.feature_importances_
+    assert importance[1] > 0.3 and importance[2] < 0.05
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_intervals_and_std_shift_by_the_trend(rng):
+    X, Y = _data(rng, n=80)
+    y = Y[:, 0] + 2 * X[:, 1]
+    model = AttentionRegressor(max_iter=10).fit(X, y)
+    queries = X[:7] + 0.1
+    trend_train = X @ model.trend_coef_ + model.trend_intercept_
+    trend = queries @ model.trend_coef_ + model.trend_intercept_
+    smoother = NadarayaWatsonRegressor(bandwidth=model.bandwidth_).fit(
+        X, y - trend_train
+    )
+    np.testing.assert_allclose(
+        model.predict_interval(queries),
+        smoother.predict_interval(queries) + trend[:, None],
+        rtol=1e-9,
+    )
+    mean, std = model.predict(queries, return_std=True)
+    expected_mean, expected_std = smoother.predict(queries, return_std=True)
+    np.testing.assert_allclose(mean, expected_mean + trend, rtol=1e-9)
+    np.testing.assert_allclose(std, expected_std, rtol=1e-9)
+
+
+def test_the_trend_without_a_feature_is_its_refit(rng):
+    from skattn._trend import apply_trend, fit_trend, trend_without
+
+    X = rng.normal(size=(50, 4)) * [1.0, 10.0, 0.1, 3.0]
+    Y = rng.normal(size=(50, 2))
+    w = rng.uniform(0.5, 2.0, size=50)
+    trend, inverse = fit_trend(X, Y, w, return_inverse=True)
+    for j in range(4):
+        dropped = X.copy()
+        dropped[:, j] = 0.0  # a constant column takes no part in the trend
+        refit = apply_trend(fit_trend(dropped, Y, w), dropped)
+        np.testing.assert_allclose(
+            apply_trend(trend_without(trend, inverse, j), X), refit, atol=1e-12
+        )

@@ -140,7 +140,9 @@ def test_learned_heads_use_the_attention_regressor_objective(rng):
     model = AttentionPooling(learn_bandwidth=True, bandwidth_scales=[0.5, 2.0])
     model.fit(X, y)
     for h, scale in zip(model.bandwidths_, [0.5, 2.0], strict=True):
-        learner = AttentionRegressor(init=scale * _scott(X)).fit(X, y)
+        learner = AttentionRegressor(init=scale * _scott(X), trend=None, alpha=0.0).fit(
+            X, y
+        )
         np.testing.assert_allclose(h, learner.bandwidth_, rtol=1e-10)
     # learning improves on the rule's leave-one-out error
     rule = AttentionPooling(values="target", random_state=0)
@@ -450,9 +452,23 @@ def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
     import skattn._pooling as pooling_module
 
     class Hurried(AttentionRegressor):  # stops after one iteration
-        def __init__(self, kernel="gaussian", init="auto", n_jobs=None, verbose=0):
+        def __init__(
+            self,
+            kernel="gaussian",
+            init="auto",
+            trend=None,
+            alpha=0.0,
+            n_jobs=None,
+            verbose=0,
+        ):
             super().__init__(
-                kernel=kernel, init=init, n_jobs=n_jobs, max_iter=1, verbose=verbose
+                kernel=kernel,
+                init=init,
+                trend=trend,
+                alpha=alpha,
+                n_jobs=n_jobs,
+                max_iter=1,
+                verbose=verbose,
             )
 
     monkeypatch.setattr(pooling_module, "AttentionRegressor", Hurried)

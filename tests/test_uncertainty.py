@@ -114,7 +114,8 @@ def test_marginal_coverage_on_heteroscedastic_data():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_learned_metric_is_held_fixed(rng):
     X, Y = _data(rng, n=40, n_outputs=1)
-    model = AttentionRegressor(max_iter=10).fit(X, Y[:, 0])
+    # (with the trend: test_attention.py::test_intervals_and_std_shift_by_the_trend)
+    model = AttentionRegressor(max_iter=10, trend=None).fit(X, Y[:, 0])
     fixed = NadarayaWatsonRegressor(bandwidth=model.bandwidth_).fit(X, Y[:, 0])
     Q = rng.uniform(-2, 2, size=(6, 2))
     assert_allclose(model.predict_interval(Q), fixed.predict_interval(Q), rtol=1e-9)
