@@ -25,7 +25,7 @@ def main():
         ),
         "NadarayaWatsonRegressor()  # Scott": NadarayaWatsonRegressor(),
         "LocalLinearRegressor()  # cv": LocalLinearRegressor(),
-        'AttentionRegressor(metric="diagonal")': AttentionRegressor(),
+        "AttentionRegressor()  # trend + bandwidths": AttentionRegressor(),
         "KNeighborsRegressor()": KNeighborsRegressor(),
         "LinearRegression()": LinearRegression(),
     }

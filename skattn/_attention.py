@@ -86,8 +86,8 @@ class AttentionRegressor(
         ``y`` on the standardised features (penalty 0.01 times the total sample
         weight), fitted once before the metric; predictions add the trend back
         (``trend_coef_``, ``trend_intercept_``). Predictions may then leave the
-        range of the targets: the trend extrapolates linearly up to 10 times each
-        feature's training range beyond it, and is constant further out. None: the
+        range of the targets; the trend does not extrapolate: it takes each
+        feature clipped to its training range (constant beyond it). None: the
         attention pools the targets themselves (parametric Nadaraya-Watson;
         predictions within the range of the targets).
 

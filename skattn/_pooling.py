@@ -36,6 +36,9 @@ from skattn.utils._sklearn_compat import (
 
 __all__ = ["AttentionPooling"]
 
+# learn_bandwidth="auto" learns the heads' bandwidths up to this many training rows
+AUTO_LEARN_MAX_ROWS = 2000
+
 
 def _head_specs(bandwidth):
     """The bandwidth of each head: a list of rules, numbers or per-feature arrays."""
@@ -87,13 +90,26 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         bandwidth_scales=[0.5, 1, 2]`` gives three heads at half, once and twice
         Scott's rule. None means ``[1.0]``.
 
-    learn_bandwidth : bool, default=False
+    learn_bandwidth : bool or "auto", default="auto"
         Learn one bandwidth per feature for each head with the objective of
-        :class:`AttentionRegressor` (``metric="diagonal"``: the leave-one-out
-        squared error of the pooled targets, the one-hot classes for a
-        classification target), starting from the head's bandwidth. Needs ``y`` and
-        a kernel that can be learned ("gaussian" or "exponential"). Heads started
-        apart can end at the same optimum.
+        :class:`AttentionRegressor` (``metric="diagonal"``, ``trend=None``: the
+        leave-one-out squared error of the pooled targets, the one-hot classes for
+        a classification target), starting from the head's bandwidth. Needs ``y``
+        and a kernel that can be learned ("gaussian" or "exponential"). Heads
+        started apart can end at the same optimum. "auto": learn the heads whose
+        bandwidth is a rule ("scott", "silverman", "cv"; a number or array is
+        kept as given) when the target is pooled, the kernel can be learned and
+        there are at most 2,000 training rows (``fit_transform`` learns once per
+        cross-fitting fold too: O(n^2 d) per iteration, about 6 s for
+        ``fit_transform`` on 800 rows and 10 features on two cores); keep the
+        head's bandwidth otherwise.
+
+    passthrough : bool, default=True
+        Append the input features, as given, after the pooled columns (as
+        :class:`~sklearn.ensemble.StackingRegressor` does with
+        ``passthrough=True``): the downstream model sees the table and the
+        attention features, so it loses nothing the table alone would give it.
+        False: the pooled columns only.
 
     target_type : {"auto", "continuous", "binary", "multiclass"}, default="auto"
         How ``y`` is read. "auto": a float ``y`` is continuous, even when its values
@@ -210,9 +226,9 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
     >>> from sklearn.pipeline import make_pipeline
     >>> from skattn import AttentionPooling
     >>> X, y = make_friedman1(n_samples=500, random_state=0)
-    >>> pooling = AttentionPooling(learn_bandwidth=True, random_state=0)
-    >>> pooling.fit(X, y).get_feature_names_out().tolist()
-    ['head0_target']
+    >>> pooling = AttentionPooling(random_state=0)  # learned bandwidths, X appended
+    >>> pooling.fit(X, y).get_feature_names_out().tolist()[:3]
+    ['head0_target', 'x0', 'x1']
     >>> ridge = cross_val_score(Ridge(), X, y).mean()
     >>> pooled = cross_val_score(make_pipeline(pooling, Ridge()), X, y).mean()
     >>> print(f"Ridge {ridge:.2f}, on attention-pooled targets {pooled:.2f}")
@@ -234,7 +250,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             "array-like",
             None,
         ],
-        "learn_bandwidth": ["boolean"],
+        "learn_bandwidth": ["boolean", StrOptions({"auto"})],
+        "passthrough": ["boolean"],
         "target_type": [StrOptions({"auto", "continuous", "binary", "multiclass"})],
         "cv": ["cv_object"],
         "shuffle": ["boolean"],
@@ -253,7 +270,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         bandwidth="scott",
         *,
         bandwidth_scales=None,
-        learn_bandwidth=False,
+        learn_bandwidth="auto",
+        passthrough=True,
         target_type="auto",
         cv=5,
         shuffle=True,
@@ -269,6 +287,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         self.bandwidth = bandwidth
         self.bandwidth_scales = bandwidth_scales
         self.learn_bandwidth = learn_bandwidth
+        self.passthrough = passthrough
         self.target_type = target_type
         self.cv = cv
         self.shuffle = shuffle
@@ -348,7 +367,9 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         >>> from skattn import AttentionPooling
         >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
         >>> y = np.array([0.0, 1.0, 3.0, 4.0])
-        >>> pooling = AttentionPooling(values="features", bandwidth=1.0)
+        >>> pooling = AttentionPooling(
+        ...     values="features", bandwidth=1.0, passthrough=False
+        ... )
         >>> pooling.fit_transform(X, y).round(3)  # each row left out of its own keys
         array([[1.038],
                [0.598],
@@ -366,7 +387,14 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             blocks.append(self._cross_fitted_targets(X, y, T, w))
         if self._pool_features or self._n_stats:
             blocks.append(self._left_out_features(X, w))
-        return self._assemble(blocks).astype(X.dtype, copy=False)
+        return self._with_passthrough(self._assemble(blocks), X)
+
+    def _with_passthrough(self, pooled, X):
+        """The pooled columns, then the input features with ``passthrough``."""
+        pooled = pooled.astype(X.dtype, copy=False)
+        if not self._output_param("passthrough"):
+            return pooled
+        return np.hstack([pooled, X])
 
     def _fit(self, X, y, sample_weight):
         self._snapshot_output()
@@ -394,7 +422,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
             )
-        if self.learn_bandwidth and self.kernel not in LEARNABLE_KERNELS:
+        if self.learn_bandwidth is True and self.kernel not in LEARNABLE_KERNELS:
             raise ValueError(
                 "learn_bandwidth=True needs a kernel with full support, differentiable "
                 f"almost everywhere {LEARNABLE_KERNELS}; got kernel={self.kernel!r}."
@@ -414,13 +442,14 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         self._scales = self._check_scales()
 
         keep = self._store_keys(X, sample_weight)  # checks n_neighbors first
+        self._learns = self._learns_bandwidth(len(keep))
         if self._uses_y_for_bandwidth():
             warn_quadratic(
                 type(self).__name__,
                 "a 'cv' bandwidth or learn_bandwidth=True (once per head, and per "
                 "cross-fitting fold in fit_transform)",
                 len(keep),
-                "learn" if self.learn_bandwidth else "cv",
+                "learn" if self._learns else "cv",
                 "Give fixed bandwidths (numbers, 'scott' or bandwidth_scales) or "
                 "carry a subsample's 'cv' bandwidth to the full data at the "
                 "rule-of-thumb rate, h * (n_subsample / n) ** (1 / (n_features + 4)) "
@@ -451,9 +480,21 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             )
         return [float(s) for s in scales]
 
+    def _learns_bandwidth(self, n_rows):
+        """Whether the heads' bandwidths are learned (``learn_bandwidth``, "auto"
+        resolved for ``n_rows`` training rows)."""
+        if self.learn_bandwidth == "auto":
+            return (
+                self._pool_target
+                and self.kernel in LEARNABLE_KERNELS
+                and n_rows <= AUTO_LEARN_MAX_ROWS
+            )
+        return bool(self.learn_bandwidth)
+
     def _uses_y_for_bandwidth(self):
         specs = _head_specs(self.bandwidth)
-        return self.learn_bandwidth or any(
+        # ("auto" learns only when the target is pooled: y is needed anyway)
+        return self.learn_bandwidth is True or any(
             isinstance(spec, str) and spec == "cv" for spec in specs
         )
 
@@ -465,6 +506,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             "values": self.values,
             "return_entropy": bool(self.return_entropy),
             "return_n_effective": bool(self.return_n_effective),
+            "passthrough": bool(self.passthrough),
         }
 
     def _output_param(self, name):
@@ -564,9 +606,13 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
             base = select_bandwidth(
                 spec, X, T, w, self.kernel, n_jobs=self.n_jobs, progress=progress
             )
+            # "auto" learns from a rule's bandwidth, keeps a number or array given
+            learns = self._learns and (
+                self.learn_bandwidth is True or isinstance(spec, str)
+            )
             for scale in self._scales:
                 h = np.asarray(base, dtype=np.float64) * scale
-                if self.learn_bandwidth:
+                if learns:
                     h = self._learned_bandwidth(X, T, w, h, len(heads))
                 heads.append(h)
         return np.asarray(heads, dtype=np.float64)
@@ -729,9 +775,9 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
         >>> y = np.array([0.0, 1.0, 3.0, 4.0])
         >>> pooling = AttentionPooling(bandwidth=1.0).fit(X, y)
-        >>> pooling.transform([[0.5], [2.0]]).round(3)
-        array([[0.565],
-               [2.   ]])
+        >>> pooling.transform([[0.5], [2.0]]).round(3)  # pooled target, then X
+        array([[0.565, 0.5  ],
+               [2.   , 2.   ]])
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -741,7 +787,10 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         prepared = [head.prepare(values, dtype) for head in self._heads]
         # By chunks of rows over the engine's threads, or through joblib on a Dask
         # cluster inside parallel_config(backend="dask").
-        return map_query_chunks(self._transform_rows, X, self.n_jobs, values, prepared)
+        pooled = map_query_chunks(
+            self._transform_rows, X, self.n_jobs, values, prepared
+        )
+        return self._with_passthrough(pooled, X)
 
     def _transform_rows(self, X, values, prepared):
         """:meth:`transform` of validated rows on one thread."""
@@ -796,7 +845,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         Each head ``i`` gives, in order: ``head{i}_target`` (``head{i}_target{k}``
         for output ``k`` of a multi-output target, ``head{i}_proba_{class}`` for
         classes), ``head{i}_mean_{feature}`` for pooled features, then
-        ``head{i}_entropy`` and ``head{i}_n_effective``.
+        ``head{i}_entropy`` and ``head{i}_n_effective``; after every head, the
+        input features' names with ``passthrough``.
 
         Parameters
         ----------
@@ -820,7 +870,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         ... ).fit(X, y)
         >>> pooling.get_feature_names_out().tolist()
         ['head0_target', 'head0_mean_x0', 'head0_entropy',
-         'head1_target', 'head1_mean_x0', 'head1_entropy']
+         'head1_target', 'head1_mean_x0', 'head1_entropy', 'x0']
         """
         check_is_fitted(self)
         input_features = check_feature_names_in(self, input_features)
@@ -841,6 +891,8 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
                 names.append(f"{prefix}entropy")
             if n_effective:
                 names.append(f"{prefix}n_effective")
+        if self._output_param("passthrough"):
+            names += list(input_features)
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):

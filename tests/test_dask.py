@@ -69,8 +69,24 @@ ESTIMATORS = [
     ),
     (AttentionRegressor(max_iter=15), "predict"),
     (AttentionClassifier(metric="full", max_iter=15, n_neighbors=30), "predict_proba"),
-    (AttentionPooling(values="both", bandwidth=[0.5, 1.0]), "transform"),
-    (AttentionPooling(return_n_effective=True, n_neighbors=25), "transform"),
+    (
+        AttentionPooling(
+            passthrough=False,
+            learn_bandwidth=False,
+            values="both",
+            bandwidth=[0.5, 1.0],
+        ),
+        "transform",
+    ),
+    (
+        AttentionPooling(
+            passthrough=False,
+            learn_bandwidth=False,
+            return_n_effective=True,
+            n_neighbors=25,
+        ),
+        "transform",
+    ),
     (NadarayaWatsonRegressor(n_neighbors=10), "attention_weights"),
 ]
 

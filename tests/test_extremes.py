@@ -26,7 +26,10 @@ def test_targets_near_the_float64_limit():
     for pred in (
         NadarayaWatsonRegressor(bandwidth=1.0).fit(X3, y).predict(X3),
         AttentionRegressor(max_iter=3).fit(X3, y).predict(X3),
-        AttentionPooling(bandwidth=1.0).fit(X3, y).transform(X3).ravel(),
+        AttentionPooling(passthrough=False, learn_bandwidth=False, bandwidth=1.0)
+        .fit(X3, y)
+        .transform(X3)
+        .ravel(),
         F.kernel_attention(X3, X3, y[:, None]).ravel(),
     ):
         assert np.isfinite(pred).all()
@@ -59,8 +62,14 @@ def test_float32_keys_keep_the_targets_precision():
     far = NadarayaWatsonRegressor(bandwidth=1e-3).fit(X32, y).predict(X32)
     assert far.max() <= 0.3 and far.min() >= 0.1
     with pytest.raises(ValueError, match="beyond the range of float32"):
-        AttentionPooling(bandwidth=1.0).fit(X32, [0.0, 1.0, 1e300])
-    out = AttentionPooling(bandwidth=1.0).fit(X32, [0.0, 1.0, 1e30]).transform(X32)
+        AttentionPooling(passthrough=False, learn_bandwidth=False, bandwidth=1.0).fit(
+            X32, [0.0, 1.0, 1e300]
+        )
+    out = (
+        AttentionPooling(passthrough=False, learn_bandwidth=False, bandwidth=1.0)
+        .fit(X32, [0.0, 1.0, 1e30])
+        .transform(X32)
+    )
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
@@ -237,7 +246,9 @@ def test_predict_uses_fitted_state_only(rng):
     before = ar.predict(X[:3])
     ar.set_params(metric="full")
     np.testing.assert_array_equal(ar.predict(X[:3]), before)
-    pool = AttentionPooling(values="features").fit(X, y)
+    pool = AttentionPooling(
+        passthrough=False, learn_bandwidth=False, values="features"
+    ).fit(X, y)
     before = pool.transform(X[:3])
     pool.set_params(values="target", return_entropy=True)
     np.testing.assert_array_equal(pool.transform(X[:3]), before)

@@ -24,9 +24,15 @@ CASES = [
     (LocalLinearRegressor(), "LocalLinearRegressor", "subsample"),
     (AttentionRegressor(max_iter=2), "AttentionRegressor", "batch_size"),
     (AttentionClassifier(max_iter=2), "AttentionClassifier", "n_candidates"),
-    (AttentionPooling(bandwidth="cv"), "AttentionPooling", "fixed bandwidths"),
     (
-        AttentionPooling(learn_bandwidth=True, bandwidth_scales=[1.0, 2.0]),
+        AttentionPooling(passthrough=False, learn_bandwidth=False, bandwidth="cv"),
+        "AttentionPooling",
+        "fixed bandwidths",
+    ),
+    (
+        AttentionPooling(
+            passthrough=False, learn_bandwidth=True, bandwidth_scales=[1.0, 2.0]
+        ),
         "AttentionPooling",
         "n_neighbors",
     ),
@@ -74,7 +80,9 @@ def test_no_warning_for_the_cheap_paths(rng, monkeypatch):
         NadarayaWatsonRegressor().fit(X, y)  # Scott: no search
         LocalLinearRegressor(bandwidth=1.0).fit(X, y)
         AttentionRegressor(batch_size=16, max_iter=2, random_state=0).fit(X, y)
-        AttentionPooling(bandwidth=1.0).fit(X, y)
+        AttentionPooling(passthrough=False, learn_bandwidth=False, bandwidth=1.0).fit(
+            X, y
+        )
     assert not _efficiency(record)
 
 

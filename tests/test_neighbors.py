@@ -228,7 +228,13 @@ def test_precomputed_graph_equals_internal_search(rng, graph):
     for make in (
         lambda n: NadarayaWatsonClassifier(bandwidth=0.7, n_neighbors=n),
         lambda n: AttentionRegressor(max_iter=5, n_neighbors=n),
-        lambda n: AttentionPooling(values="both", return_entropy=True, n_neighbors=n),
+        lambda n: AttentionPooling(
+            passthrough=False,
+            learn_bandwidth=False,
+            values="both",
+            return_entropy=True,
+            n_neighbors=n,
+        ),
     ):
         target = labels if isinstance(make(None), NadarayaWatsonClassifier) else y
         with warnings.catch_warnings():
@@ -284,7 +290,9 @@ def test_neighbours_parameter_is_validated(rng):
     with pytest.raises(ValueError, match="learns only kernels of full support"):
         AttentionClassifier(n_neighbors="radius").fit(X, y > 0)
     with pytest.raises(ValueError, match="n_neighbors='radius' needs a compact"):
-        AttentionPooling(n_neighbors="radius").fit(X, y)
+        AttentionPooling(
+            passthrough=False, learn_bandwidth=False, n_neighbors="radius"
+        ).fit(X, y)
 
 
 @pytest.mark.parametrize("cls", [AttentionRegressor, AttentionClassifier])
@@ -332,11 +340,18 @@ def test_pooling_top_k_with_all_rows_and_radius_equal_dense(rng, kernel):
     w = rng.uniform(0.5, 3.0, size=len(y))
     w[:5] = 0.0  # no keys, but transformed by fit_transform
     w[5:15] = 1.0  # leave-one-out leaves no copy of these rows
-    dense = AttentionPooling(**_pooling_params(kernel))
+    dense = AttentionPooling(
+        passthrough=False, learn_bandwidth=False, **_pooling_params(kernel)
+    )
     expected = dense.fit_transform(X, y, sample_weight=w), dense.transform(Q)
     modes = [500] + (["radius"] if kernel == "epanechnikov" else [])
     for n_neighbors in modes:
-        pooling = AttentionPooling(**_pooling_params(kernel), n_neighbors=n_neighbors)
+        pooling = AttentionPooling(
+            passthrough=False,
+            learn_bandwidth=False,
+            **_pooling_params(kernel),
+            n_neighbors=n_neighbors,
+        )
         got = pooling.fit_transform(X, y, sample_weight=w), pooling.transform(Q)
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -347,7 +362,13 @@ def test_pooling_leave_one_out_top_k_by_loop(rng):
     rows: checked against a loop written plainly."""
     X, y, _ = _data(rng, n=90)
     k, h = 6, 0.8
-    pooling = AttentionPooling(values="features", bandwidth=h, n_neighbors=k)
+    pooling = AttentionPooling(
+        passthrough=False,
+        learn_bandwidth=False,
+        values="features",
+        bandwidth=h,
+        n_neighbors=k,
+    )
     got = pooling.fit_transform(X)
     expected = np.empty_like(X)
     for i in range(len(X)):
@@ -376,6 +397,10 @@ def test_query_chunks_on_threads_equal_one_thread(rng, n_neighbors):
         a, b = a.data, b.data
     np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-16)
     pooling = {"values": "both", "return_entropy": True, "n_neighbors": n_neighbors}
-    one = AttentionPooling(kernel=kernel, **pooling).fit(X, y)
-    two = AttentionPooling(kernel=kernel, **pooling, n_jobs=2).fit(X, y)
+    one = AttentionPooling(
+        passthrough=False, learn_bandwidth=False, kernel=kernel, **pooling
+    ).fit(X, y)
+    two = AttentionPooling(
+        passthrough=False, learn_bandwidth=False, kernel=kernel, **pooling, n_jobs=2
+    ).fit(X, y)
     np.testing.assert_allclose(two.transform(Q), one.transform(Q), rtol=1e-13)

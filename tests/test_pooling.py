@@ -40,6 +40,15 @@ def _scott(X):
 POOLING_INSTANCES = [AttentionPooling(**p) for p in INIT_PARAMS[AttentionPooling]]
 
 
+def _plain(**params):
+    """AttentionPooling with the pooled columns only and each head's own bandwidth
+    (the defaults append the features and learn bandwidths at small n): the
+    mechanics the tests below check. The defaults have their own tests."""
+    return AttentionPooling(
+        **{"passthrough": False, "learn_bandwidth": False, **params}
+    )
+
+
 # -- the pooled values ------------------------------------------------------------
 
 
@@ -49,7 +58,7 @@ def test_target_values_equal_nadaraya_watson_predictions(rng, kernel, bandwidth)
     X, y = _data(rng)
     Y = np.column_stack([y, y**2])
     Q = rng.normal(size=(15, 3))
-    pooled = AttentionPooling(kernel=kernel, bandwidth=bandwidth).fit(X, Y)
+    pooled = _plain(kernel=kernel, bandwidth=bandwidth).fit(X, Y)
     nw = NadarayaWatsonRegressor(kernel=kernel, bandwidth=bandwidth).fit(X, Y)
     np.testing.assert_allclose(pooled.bandwidths_[0], nw.bandwidth_)
     np.testing.assert_allclose(pooled.transform(Q), nw.predict(Q), rtol=1e-12)
@@ -60,7 +69,7 @@ def test_feature_values_equal_a_plain_loop(rng):
     w = rng.integers(1, 4, size=len(X)).astype(float)
     Q = X[:10] + 0.1 * rng.normal(size=(10, 3))  # keys inside the compact support
     h = np.array([0.5, 1.0, 2.0])
-    model = AttentionPooling(values="features", bandwidth=h, kernel="cosine")
+    model = _plain(values="features", bandwidth=h, kernel="cosine")
     out = model.fit(X, sample_weight=w).transform(Q)
     expected, _ = nadaraya_watson(X, X, Q, "cosine", h, w)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
@@ -70,7 +79,7 @@ def test_classification_target_pools_the_class_distribution(rng):
     X, _ = _data(rng)
     labels = np.array(["cat", "dog", "emu"])[rng.integers(0, 3, size=len(X))]
     Q = rng.normal(size=(8, 3))
-    model = AttentionPooling(bandwidth=0.8).fit(X, labels)
+    model = _plain(bandwidth=0.8).fit(X, labels)
     assert model.target_type_ == "multiclass"
     assert model.get_feature_names_out().tolist() == [
         "head0_proba_cat",
@@ -83,31 +92,31 @@ def test_classification_target_pools_the_class_distribution(rng):
     np.testing.assert_allclose(out, expected, rtol=1e-12)
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
 
-    binary = AttentionPooling().fit(X, labels == "cat")
+    binary = _plain().fit(X, labels == "cat")
     assert binary.target_type_ == "binary"
     assert binary.transform(Q).shape == (8, 2)
-    numbers = AttentionPooling(target_type="continuous").fit(X, (labels == "cat") * 3)
+    numbers = _plain(target_type="continuous").fit(X, (labels == "cat") * 3)
     assert numbers.get_feature_names_out().tolist() == ["head0_target"]
 
 
 def test_auto_target_type_reads_floats_as_numbers_and_the_rest_as_labels(rng):
     X, _ = _data(rng)
     whole = rng.integers(25, 346, size=len(X))  # like load_diabetes' target
-    assert AttentionPooling().fit(X, whole.astype(float)).target_type_ == "continuous"
-    assert AttentionPooling().fit(X, whole).target_type_ == "multiclass"
-    assert AttentionPooling().fit(X, whole > 100).target_type_ == "binary"
+    assert _plain().fit(X, whole.astype(float)).target_type_ == "continuous"
+    assert _plain().fit(X, whole).target_type_ == "multiclass"
+    assert _plain().fit(X, whole > 100).target_type_ == "binary"
     floats = (whole % 3).astype(float)
-    labels = AttentionPooling(target_type="multiclass").fit(X, floats)
+    labels = _plain(target_type="multiclass").fit(X, floats)
     np.testing.assert_array_equal(labels.classes_, [0.0, 1.0, 2.0])
     indicator = np.column_stack([whole % 2, whole % 3 == 0]).astype(int)
-    multilabel = AttentionPooling().fit(X, indicator)
+    multilabel = _plain().fit(X, indicator)
     assert multilabel.target_type_ == "continuous"
     assert multilabel.transform(X).shape == (len(X), 2)
 
 
 def test_heads_are_every_bandwidth_times_every_scale(rng):
     X, y = _data(rng)
-    model = AttentionPooling(
+    model = _plain(
         values="both", bandwidth=["scott", 0.5], bandwidth_scales=[1.0, 2.0]
     ).fit(X, y)
     scott = _scott(X)
@@ -131,13 +140,13 @@ def test_heads_are_every_bandwidth_times_every_scale(rng):
 
 def test_a_per_feature_bandwidth_in_a_list_is_one_head(rng):
     X, y = _data(rng)
-    model = AttentionPooling(bandwidth=[[0.5, 1.0, 2.0], 1.0]).fit(X, y)
+    model = _plain(bandwidth=[[0.5, 1.0, 2.0], 1.0]).fit(X, y)
     np.testing.assert_allclose(model.bandwidths_, [[0.5, 1.0, 2.0], [1.0, 1.0, 1.0]])
 
 
 def test_learned_heads_use_the_attention_regressor_objective(rng):
     X, y = _data(rng, n=60)
-    model = AttentionPooling(learn_bandwidth=True, bandwidth_scales=[0.5, 2.0])
+    model = _plain(learn_bandwidth=True, bandwidth_scales=[0.5, 2.0])
     model.fit(X, y)
     for h, scale in zip(model.bandwidths_, [0.5, 2.0], strict=True):
         learner = AttentionRegressor(init=scale * _scott(X), trend=None, alpha=0.0).fit(
@@ -145,8 +154,8 @@ def test_learned_heads_use_the_attention_regressor_objective(rng):
         )
         np.testing.assert_allclose(h, learner.bandwidth_, rtol=1e-10)
     # learning improves on the rule's leave-one-out error
-    rule = AttentionPooling(values="target", random_state=0)
-    learned = AttentionPooling(learn_bandwidth=True, random_state=0)
+    rule = _plain(values="target", random_state=0)
+    learned = _plain(learn_bandwidth=True, random_state=0)
     err_rule = np.mean((rule.fit_transform(X, y)[:, 0] - y) ** 2)
     err_learned = np.mean((learned.fit_transform(X, y)[:, 0] - y) ** 2)
     assert err_learned < err_rule
@@ -159,11 +168,11 @@ def test_learned_heads_use_the_attention_regressor_objective(rng):
 def test_a_rows_own_target_never_reaches_its_fit_transform_output(rng, bandwidth):
     X, y = _data(rng)
     params = dict(bandwidth=bandwidth, cv=4, random_state=0)
-    before = AttentionPooling(**params).fit_transform(X, y)
+    before = _plain(**params).fit_transform(X, y)
     for row in (0, 17, 39):
         y_changed = y.copy()
         y_changed[row] += 1000.0
-        after = AttentionPooling(**params).fit_transform(X, y_changed)
+        after = _plain(**params).fit_transform(X, y_changed)
         assert after[row, 0] == before[row, 0]
         # and the change does reach the other rows' encodings
         assert np.any(np.delete(after[:, 0] != before[:, 0], row))
@@ -176,7 +185,7 @@ def test_user_splitter_covers_every_row_once(rng):
         (np.r_[0:10, 25:40], np.arange(10, 25)),
         (np.arange(0, 25), np.arange(25, 40)),
     ]
-    model = AttentionPooling(bandwidth="cv", cv=folds)
+    model = _plain(bandwidth="cv", cv=folds)
     out = model.fit_transform(X, y)
     for train, test in folds:
         nw = NadarayaWatsonRegressor(bandwidth="cv").fit(X[train], y[train])
@@ -190,13 +199,13 @@ def test_user_splitter_covers_every_row_once(rng):
 def test_splitter_that_is_not_a_partition_is_rejected(rng):
     X, y = _data(rng)
     with pytest.raises(ValueError, match="exactly one test fold"):
-        AttentionPooling(cv=ShuffleSplit(3, random_state=0)).fit_transform(X, y)
+        _plain(cv=ShuffleSplit(3, random_state=0)).fit_transform(X, y)
 
 
 def test_classification_cross_fitting_is_stratified(rng):
     X, _ = _data(rng, n=30)
     labels = np.repeat([0, 1, 2], 10)
-    out = AttentionPooling(cv=5, random_state=0).fit_transform(X, labels)
+    out = _plain(cv=5, random_state=0).fit_transform(X, labels)
     assert out.shape == (30, 3)
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
 
@@ -206,7 +215,7 @@ def test_fit_transform_leaves_each_row_out_of_its_own_features_and_stats(rng):
     w = rng.integers(1, 4, size=len(X)).astype(float)
     w[3] = 0.0  # a row of zero weight is an ordinary query
     h = np.array([0.6, 0.9, 1.2])
-    model = AttentionPooling(
+    model = _plain(
         values="features", bandwidth=h, return_entropy=True, return_n_effective=True
     )
     out = model.fit_transform(X, sample_weight=w)
@@ -238,8 +247,8 @@ def test_weight_statistics_count_sample_weights_as_repetition(rng):
     w[0] = 1.0
     Q = rng.normal(size=(7, 3))
     params = dict(bandwidth=1.3, return_entropy=True, return_n_effective=True)
-    weighted = AttentionPooling(**params).fit(X, y, sample_weight=w).transform(Q)
-    repeated = AttentionPooling(**params).fit(
+    weighted = _plain(**params).fit(X, y, sample_weight=w).transform(Q)
+    repeated = _plain(**params).fit(
         np.repeat(X, w.astype(int), axis=0), np.repeat(y, w.astype(int))
     )
     np.testing.assert_allclose(weighted, repeated.transform(Q), rtol=1e-10)
@@ -249,9 +258,9 @@ def test_weight_statistics_count_sample_weights_as_repetition(rng):
 
 def test_statistics_of_a_tiny_bandwidth(rng):
     X, y = _data(rng)
-    model = AttentionPooling(
-        bandwidth=1e-9, return_entropy=True, return_n_effective=True
-    ).fit(X, y)
+    model = _plain(bandwidth=1e-9, return_entropy=True, return_n_effective=True).fit(
+        X, y
+    )
     out = model.transform(rng.normal(size=(5, 3)))
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out[:, 1], 0.0, atol=1e-12)
@@ -263,7 +272,7 @@ def test_statistics_of_a_tiny_bandwidth(rng):
 
 def test_pipeline_in_grid_search_over_heads_and_bandwidths_and_pickle():
     X, y = make_friedman1(n_samples=200, random_state=0)
-    pipe = make_pipeline(AttentionPooling(random_state=0), Ridge())
+    pipe = make_pipeline(_plain(random_state=0), Ridge())
     grid = GridSearchCV(
         pipe,
         {
@@ -284,7 +293,7 @@ def test_float32_and_pandas_names(rng):
 
     X, y = _data(rng)
     frame = pd.DataFrame(X.astype(np.float32), columns=["a", "b", "c"])
-    model = AttentionPooling(values="both", return_entropy=True, random_state=0)
+    model = _plain(values="both", return_entropy=True, random_state=0)
     out = model.fit_transform(frame, y)
     assert out.dtype == np.float32
     assert model.transform(frame).dtype == np.float32
@@ -303,7 +312,7 @@ def test_float32_and_pandas_names(rng):
 
 def test_multi_output_names(rng):
     X, y = _data(rng)
-    model = AttentionPooling(bandwidth_scales=[1, 2]).fit(X, np.column_stack([y, -y]))
+    model = _plain(bandwidth_scales=[1, 2]).fit(X, np.column_stack([y, -y]))
     assert model.get_feature_names_out().tolist() == [
         "head0_target0",
         "head0_target1",
@@ -339,7 +348,7 @@ def test_errors(rng, params, fit_y, match):
         "strings": np.array(["a", "b"] * 20),
     }
     with pytest.raises(ValueError, match=match):
-        AttentionPooling(**params).fit(X, targets[fit_y])
+        _plain(**params).fit(X, targets[fit_y])
 
 
 def test_zero_weight_fold_is_reported(rng):
@@ -347,7 +356,7 @@ def test_zero_weight_fold_is_reported(rng):
     w = np.r_[np.zeros(5), np.ones(5)]
     folds = [(np.arange(5), np.arange(5, 10)), (np.arange(5, 10), np.arange(5))]
     with pytest.raises(ValueError, match="no training row of positive sample weight"):
-        AttentionPooling(cv=folds).fit_transform(X, y, sample_weight=w)
+        _plain(cv=folds).fit_transform(X, y, sample_weight=w)
 
 
 # -- the transformer checks parametrize_with_checks leaves out ----------------------
@@ -376,14 +385,14 @@ def test_transformer_output_checks(estimator, check):
 
 def test_fit_transform_is_deterministic_with_a_random_state(rng):
     X, y = _data(rng)
-    model = AttentionPooling(values="both", bandwidth_scales=[0.5, 1], random_state=3)
+    model = _plain(values="both", bandwidth_scales=[0.5, 1], random_state=3)
     first = model.fit_transform(X, y)
     np.testing.assert_array_equal(first, clone(model).fit_transform(X, y))
     assert first.shape == model.transform(X).shape == (40, 8)
     # the features part is the leave-one-out pooling, not transform's
     assert not np.allclose(first[:, 1:4], model.transform(X)[:, 1:4])
     # KFold given explicitly gives the same as the int
-    explicit = AttentionPooling(
+    explicit = _plain(
         values="both",
         bandwidth_scales=[0.5, 1],
         cv=KFold(5, shuffle=True, random_state=3),
@@ -397,9 +406,9 @@ def test_attention_weights_per_head_match_the_regressor(rng, n_neighbors):
     w = rng.uniform(0.0, 2.0, size=len(y))
     w[:3] = 0.0  # rows of no weight get no attention, and keep their columns
     Q = rng.normal(size=(7, X.shape[1]))
-    pooling = AttentionPooling(
-        bandwidth=[0.5, 1.5], n_neighbors=n_neighbors, random_state=0
-    ).fit(X, y, sample_weight=w)
+    pooling = _plain(bandwidth=[0.5, 1.5], n_neighbors=n_neighbors, random_state=0).fit(
+        X, y, sample_weight=w
+    )
     assert pooling.n_samples_fit_ == len(X)
     for head, h in enumerate([0.5, 1.5]):
         model = NadarayaWatsonRegressor(bandwidth=h, n_neighbors=n_neighbors)
@@ -417,7 +426,7 @@ def test_attention_weights_per_head_match_the_regressor(rng, n_neighbors):
 
 def test_attention_weights_refuses_an_unknown_head(rng):
     X, y = _data(rng)
-    pooling = AttentionPooling(bandwidth=[0.5, 1.5]).fit(X, y)
+    pooling = _plain(bandwidth=[0.5, 1.5]).fit(X, y)
     for head in (2, -3, 0.5):
         with pytest.raises(ValueError, match="is not a head.*it has 2"):
             pooling.attention_weights(X, head=head)
@@ -428,7 +437,7 @@ def test_weights_display_shows_pooling(rng):
     from skattn import AttentionWeightsDisplay
 
     X, y = _data(rng)
-    pooling = AttentionPooling(bandwidth=0.8).fit(X, y)
+    pooling = _plain(bandwidth=0.8).fit(X, y)
     display = AttentionWeightsDisplay.from_estimator(pooling, X[:5])
     np.testing.assert_allclose(
         display.image_.get_array(), pooling.attention_weights(X[:5])
@@ -439,13 +448,13 @@ def test_integer_target_read_as_classes_says_what_to_do(rng):
     X = rng.normal(size=(60, 2))
     salary = (1000 * rng.uniform(50, 150, size=60)).astype(int)  # integer amounts
     with pytest.raises(ValueError, match="target_type='continuous'"):
-        AttentionPooling().fit_transform(X, salary)
-    out = AttentionPooling(target_type="continuous").fit_transform(X, salary)
+        _plain().fit_transform(X, salary)
+    out = _plain(target_type="continuous").fit_transform(X, salary)
     assert out.shape == (60, 1)
     labels = np.repeat([0, 1, 2], 20)
     labels[0] = 3  # one row of a fourth class
     with pytest.raises(ValueError, match="4 classes, the smallest with 1 row"):
-        AttentionPooling(target_type="multiclass").fit_transform(X, labels)
+        _plain(target_type="multiclass").fit_transform(X, labels)
 
 
 def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
@@ -474,10 +483,60 @@ def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
     monkeypatch.setattr(pooling_module, "AttentionRegressor", Hurried)
     X, y = _data(rng, n=60)
     with pytest.warns(ConvergenceWarning) as record:
-        AttentionPooling(learn_bandwidth=True, bandwidth=[0.5, 1.0]).fit(X, y)
+        _plain(learn_bandwidth=True, bandwidth=[0.5, 1.0]).fit(X, y)
     messages = [str(w.message) for w in record if w.category is ConvergenceWarning]
     assert messages and all(
         m.startswith("AttentionPooling(learn_bandwidth=True)") for m in messages
     )
     assert any("head 1's" in m for m in messages)
     assert not any("Increase max_iter or tol" in m for m in messages)
+
+
+# -- the defaults: learned bandwidths at small n, the features passed through ------
+
+
+def test_the_default_appends_the_features_after_the_pooled_columns(rng):
+    X, y = _data(rng, n=60)
+    Q = rng.normal(size=(5, 3))
+    default = AttentionPooling(random_state=0).fit(X, y)
+    plain = _plain(bandwidth=default.bandwidths_[0], random_state=0).fit(X, y)
+    np.testing.assert_array_equal(default.transform(Q)[:, 1:], Q)
+    np.testing.assert_allclose(default.transform(Q)[:, :1], plain.transform(Q))
+    assert default.get_feature_names_out().tolist() == [
+        "head0_target",
+        "x0",
+        "x1",
+        "x2",
+    ]
+    out = AttentionPooling(random_state=0).fit_transform(X, y)
+    np.testing.assert_array_equal(out[:, 1:], X)
+    assert out.shape == (60, 4)
+
+
+def test_auto_learns_a_rules_bandwidth_at_small_n_only(rng, monkeypatch):
+    import skattn._pooling as pooling_module
+
+    X, y = _data(rng, n=60)
+    learned = AttentionPooling().fit(X, y)
+    by_hand = AttentionRegressor(init=_scott(X), trend=None, alpha=0.0).fit(X, y)
+    np.testing.assert_allclose(learned.bandwidths_[0], by_hand.bandwidth_, rtol=1e-10)
+    # a number is kept as given; features alone are not learned (no target)
+    assert (
+        AttentionPooling(bandwidth=0.7).fit(X, y).bandwidths_[0].tolist() == [0.7] * 3
+    )
+    features = AttentionPooling(values="features").fit(X)
+    np.testing.assert_allclose(features.bandwidths_[0], _scott(X))
+    # above the threshold, the rule
+    monkeypatch.setattr(pooling_module, "AUTO_LEARN_MAX_ROWS", 59)
+    np.testing.assert_allclose(AttentionPooling().fit(X, y).bandwidths_[0], _scott(X))
+
+
+def test_the_default_helps_a_linear_model():
+    X, y = make_friedman1(n_samples=500, noise=1.0, random_state=0)
+    from sklearn.model_selection import cross_val_score
+
+    ridge = cross_val_score(Ridge(), X, y).mean()
+    pooled = cross_val_score(
+        make_pipeline(AttentionPooling(random_state=0), Ridge()), X, y
+    ).mean()
+    assert pooled > ridge + 0.1

@@ -118,6 +118,8 @@ def test_cv_bandwidth_finite_and_predictions_finite(problem):
 def test_pooled_values_and_statistics_are_bounded_and_order_free(problem, random):
     X, y, Q, w, kernel, bandwidth = problem
     model = AttentionPooling(
+        passthrough=False,
+        learn_bandwidth=False,
         values="both",
         kernel=kernel,
         bandwidth=bandwidth,
@@ -149,7 +151,13 @@ def test_cross_fitted_fit_transform_is_finite(problem):
     X, y, _, w, kernel, bandwidth = problem
     w = w + 1.0  # every fold keeps a training row
     model = AttentionPooling(
-        values="both", kernel=kernel, bandwidth=bandwidth, cv=2, random_state=0
+        passthrough=False,
+        learn_bandwidth=False,
+        values="both",
+        kernel=kernel,
+        bandwidth=bandwidth,
+        cv=2,
+        random_state=0,
     )
     out = model.fit_transform(X, y, w)
     assert out.shape == (len(X), 1 + X.shape[1])

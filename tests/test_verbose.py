@@ -102,11 +102,23 @@ def test_pooling_lines_name_the_transformer_and_the_head(data, capsys):
 
     X, y = data
     model = AttentionPooling(
-        bandwidth="cv", bandwidth_scales=[1.0, 2.0], learn_bandwidth=True, verbose=1
+        passthrough=False,
+        bandwidth="cv",
+        bandwidth_scales=[1.0, 2.0],
+        learn_bandwidth=True,
+        verbose=1,
     )
     lines = _fit(model, X, y, capsys)
     assert lines and all(line.startswith("[AttentionPooling head ") for line in lines)
     assert any("cv candidate" in line for line in lines)
     assert any(line.startswith("[AttentionPooling head 1] iter") for line in lines)
     assert not any("AttentionRegressor" in line for line in lines)
-    assert _fit(AttentionPooling(verbose=1), X, y, capsys) == []  # Scott: no search
+    assert (
+        _fit(
+            AttentionPooling(passthrough=False, learn_bandwidth=False, verbose=1),
+            X,
+            y,
+            capsys,
+        )
+        == []
+    )  # Scott: no search
