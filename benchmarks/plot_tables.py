@@ -67,6 +67,39 @@ def _grouped_bars(ax, groups, series, values, errors=None):
     ax.invert_yaxis()
 
 
+DEVELOPMENT_PANEL_MODELS = [
+    "AttentionRegressor()",
+    "LocalLinear(cv)",
+    "NW(cv)",
+    "KNN tuned",
+    "RidgeCV",
+    "HGB",
+    "RF(300)",
+]
+
+
+def development_panel():
+    """5-fold R² of the development panel (``bench_panel.py``): every model with
+    its defaults, per data set."""
+    rows = [
+        r
+        for r in read_tables()["bench_panel.py"]
+        if "AttentionRegressor()" in r and r["data set"] != "mean"
+    ]
+    datasets = [r["data set"] for r in rows]
+    values = np.full((len(rows), len(DEVELOPMENT_PANEL_MODELS)), np.nan)
+    for i, row in enumerate(rows):
+        for k, model in enumerate(DEVELOPMENT_PANEL_MODELS):
+            cell = row.get(model, "")
+            if cell:
+                values[i, k] = float(cell.split()[0])
+    fig, ax = plt.subplots(figsize=(9, 8), layout="constrained")
+    _grouped_bars(ax, datasets, DEVELOPMENT_PANEL_MODELS, values)
+    ax.set(xlabel="5-fold R² (higher is better)", xlim=(0.0, 1.0))
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 REGRESSION_MODELS = {
     "AttentionRegressor(diagonal)": "AttentionRegressor(diagonal)",
     "AttentionRegressor(full, alpha=1e-2)": "AttentionRegressor(full, alpha=1e-2)",
