@@ -5,11 +5,16 @@
 import random as random_module
 
 import numpy as np
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skattn import AttentionPooling, LocalLinearRegressor, NadarayaWatsonRegressor
+from skattn import (
+    AttentionPooling,
+    AttentionRegressor,
+    LocalLinearRegressor,
+    NadarayaWatsonRegressor,
+)
 from skattn._kernels import KERNELS
 
 # The number of examples comes from the profile (tests/conftest.py): 60 by default,
@@ -203,3 +208,24 @@ def test_prediction_intervals_are_ordered_and_never_nan(problem, coverage):
     bounds = model.predict_interval(Q, coverage=coverage)
     assert not np.isnan(bounds).any()
     assert np.all(bounds[:, 0] <= bounds[:, 1])
+
+
+@SETTINGS
+@given(problems(max_rows=15))
+def test_attention_regressor_with_its_trend_is_finite(problem):
+    X, y, Q, w, _, _ = problem
+    assume(w.sum() > 1)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = AttentionRegressor(max_iter=3).fit(X, y, w)
+    far = np.vstack(
+        [Q, np.full((1, X.shape[1]), 1e300), -np.full((1, X.shape[1]), 1e300)]
+    )
+    pred = model.predict(far)
+    assert np.isfinite(pred).all()
+    bounds = model.predict_interval(Q) if w.sum() > 2 else None
+    assert bounds is None or not np.isnan(bounds).any()
