@@ -417,11 +417,12 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
 
     def _add_trend(self, X, pooled):
         """Pooled residuals plus the fitted trend at the queries ``X`` (validated),
-        in the dtype of ``y``, finite (a regressor without a trend: ``pooled``)."""
+        in the dtype of ``y`` as fitted (float64 queries of a float32 fit too),
+        finite (a regressor without a trend: ``pooled`` in that dtype)."""
+        dtype = self._values.dtype
         trend = getattr(self, "_trend", None)
         if trend is None:
-            return pooled
-        dtype = pooled.dtype
+            return pooled.astype(dtype, copy=False)
         limit = np.finfo(dtype).max
         with np.errstate(over="ignore"):
             total = np.asarray(pooled, dtype=np.float64) + apply_trend(trend, X)

@@ -312,6 +312,7 @@ def test_float32_pandas_pickle_clone(rng):
     X, Y = _data(rng)
     model = AttentionRegressor().fit(X.astype(np.float32), Y[:, 0].astype(np.float32))
     assert model.predict(X.astype(np.float32)).dtype == np.float32
+    assert model.predict(X).dtype == np.float32  # the dtype of y, whatever X's
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     fitted = AttentionRegressor(metric="full").fit(frame, Y)
     np.testing.assert_array_equal(fitted.feature_names_in_, ["a", "b", "c"])
