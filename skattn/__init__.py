@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from skattn._attention import AttentionRegressor
+from skattn._base import LowSupportWarning
 from skattn._classification import AttentionClassifier, NadarayaWatsonClassifier
 from skattn._display import AttentionWeightsDisplay, FeatureRelevanceDisplay
 from skattn._local_linear import LocalLinearRegressor
@@ -17,6 +18,7 @@ __all__ = [
     "AttentionWeightsDisplay",
     "FeatureRelevanceDisplay",
     "LocalLinearRegressor",
+    "LowSupportWarning",
     "NadarayaWatsonClassifier",
     "NadarayaWatsonRegressor",
     "__version__",

@@ -447,10 +447,91 @@ def _std_task(X, head, keys, variances):
     return standard_error_rows(queries, keys, variances)
 
 
+# Below this effective number of training rows a query's prediction, interval and
+# standard error rest on about one row: predict_interval and return_std warn.
+LOW_SUPPORT = 2.0
+
+
+class LowSupportWarning(UserWarning):
+    """Warning of queries whose attention rests on about one training row.
+
+    Raised by ``predict_interval`` and ``predict(return_std=True)`` when a query's
+    effective number of training rows (``n_effective(X)``) is below 2: far from
+    the data or in a thin region, its prediction, interval and standard error
+    are then those of about one row.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from skattn import LowSupportWarning, NadarayaWatsonRegressor
+    >>> X = np.array([[0.0], [1.0], [3.0]])
+    >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = model.predict_interval([[100.0]])
+    >>> caught[0].category is LowSupportWarning
+    True
+    """
+
+
+def _warn_low_support(estimator, n_effective, what):
+    low = int(np.sum(n_effective < LOW_SUPPORT))
+    if low:
+        warnings.warn(
+            f"{type(estimator).__name__}.{what}: {low} of {len(n_effective)} queries "
+            f"attend to fewer than {LOW_SUPPORT:g} training rows in effect "
+            "(n_effective(X)): far from the data or in a thin region, their "
+            "prediction and its uncertainty are those of about one row. A wider "
+            "bandwidth, or more data there, gives them support.",
+            LowSupportWarning,
+            stacklevel=3,
+        )
+
+
 class _PredictionIntervalMixin:
-    """``predict_interval`` and ``predict(return_std=True)`` of the regressors
-    that pool their training targets (Nadaraya-Watson, learned metrics), from the
-    same dense pooling (:mod:`skattn._uncertainty`)."""
+    """``predict_interval``, ``predict(return_std=True)`` and ``n_effective`` of
+    the regressors that pool their training targets (Nadaraya-Watson, learned
+    metrics), from the same dense pooling (:mod:`skattn._uncertainty`)."""
+
+    def n_effective(self, X):
+        """The effective number of training rows each query attends to.
+
+        Kish's effective sample size of the query's attention weights,
+        ``1 / sum_i p_i^2 / w_i`` (``(sum a)^2 / sum a^2`` over the repeated
+        rows: a row of sample weight ``w`` counts as ``w`` rows): 1 when the
+        query attends to one row, ``n`` when it attends to all alike. Below 2,
+        ``predict_interval`` and ``predict(return_std=True)`` warn
+        (:class:`~skattn.LowSupportWarning`): the query's prediction, interval and
+        standard error then rest on about one row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        Returns
+        -------
+        n_effective : ndarray of shape (n_queries,)
+            Between 1 and the total sample weight of the training rows (with
+            ``n_neighbors``, of the candidate keys).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+        >>> model.n_effective([[0.5], [3.0], [100.0]]).round(2)
+        array([2.1 , 1.29, 1.  ])
+        """
+        _, (_, stats) = self._pool(X, return_stats=True)
+        return np.asarray(stats[:, 1], dtype=np.float64)
+
+    def _dense_n_effective(self, dense, X):
+        """The queries' effective number of rows under dense attention."""
+        _, stats = dense.pool(X, self._values, n_jobs=self.n_jobs, return_stats=True)
+        return stats[:, 1]
 
     def _dense_keys(self):
         """The head as dense attention over every training row, its keys
@@ -513,6 +594,7 @@ class _PredictionIntervalMixin:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dense, keys, values, residuals, inflation = self._dense_keys()
+        _warn_low_support(self, self._dense_n_effective(dense, X), "predict")
         # the noise variance at each row: the other rows' squared residuals, each
         # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
         # pooled
@@ -579,6 +661,7 @@ class _PredictionIntervalMixin:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dense, keys, values, residuals, _ = self._dense_keys()
+        _warn_low_support(self, self._dense_n_effective(dense, X), "predict_interval")
         residuals = np.abs(residuals)
         counts = keys.w / keys.unit
         bounds = map_query_chunks(

@@ -5,6 +5,7 @@
 import random as random_module
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -198,6 +199,7 @@ def test_local_linear_cv_is_finite(problem):
     assert np.isfinite(model.predict(Q)).all()
 
 
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")  # far draws warn
 @SETTINGS
 @given(problems(max_rows=12), st.sampled_from([0.5, 0.9]))
 def test_prediction_intervals_are_ordered_and_never_nan(problem, coverage):
@@ -219,6 +221,8 @@ def test_attention_regressor_with_its_trend_is_finite(problem):
 
     from sklearn.exceptions import ConvergenceWarning
 
+    from skattn import LowSupportWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = AttentionRegressor(max_iter=3).fit(X, y, w)
@@ -227,5 +231,7 @@ def test_attention_regressor_with_its_trend_is_finite(problem):
     )
     pred = model.predict(far)
     assert np.isfinite(pred).all()
-    bounds = model.predict_interval(Q) if w.sum() > 2 else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowSupportWarning)  # small draws, far rows
+        bounds = model.predict_interval(Q) if w.sum() > 2 else None
     assert bounds is None or not np.isnan(bounds).any()

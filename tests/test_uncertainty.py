@@ -111,6 +111,7 @@ def test_marginal_coverage_on_heteroscedastic_data():
     assert abs(np.mean(coverages) - 0.9) < 0.02
 
 
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_learned_metric_is_held_fixed(rng):
     X, Y = _data(rng, n=40, n_outputs=1)
@@ -124,6 +125,7 @@ def test_learned_metric_is_held_fixed(rng):
     assert bounds.shape == (6, 2) and np.all(bounds[:, 0] <= bounds[:, 1])
 
 
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
 def test_shapes_dtypes_and_infinite_bounds(rng):
     X, Y = _data(rng, n=30, n_outputs=2)
     Q = rng.uniform(-2, 2, size=(4, 2))
@@ -217,3 +219,42 @@ def test_return_std_shapes_dtypes_and_weights(rng):
     )
     learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
     assert learned.predict(Q, return_std=True)[1].shape == (5,)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_n_effective_is_kish_of_the_attention_and_weights_act_as_repetition(rng):
+    from skattn import AttentionRegressor
+
+    X, Y = _data(rng, n=30, n_outputs=1)
+    w = rng.integers(1, 4, size=len(X)).astype(float)
+    Q = rng.uniform(-2, 2, size=(6, 2))
+    model = NadarayaWatsonRegressor(bandwidth=0.6).fit(X, Y[:, 0], w)
+    p = model.attention_weights(Q)
+    assert_allclose(model.n_effective(Q), 1.0 / np.sum(p**2 / w, axis=1), rtol=1e-10)
+    repeated = NadarayaWatsonRegressor(bandwidth=0.6).fit(
+        np.repeat(X, w.astype(int), axis=0), np.repeat(Y[:, 0], w.astype(int))
+    )
+    assert_allclose(model.n_effective(Q), repeated.n_effective(Q), rtol=1e-10)
+    learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
+    assert learned.n_effective(Q).shape == (6,)
+
+
+def test_low_support_queries_warn(rng):
+    import warnings
+
+    from skattn._base import LowSupportWarning
+
+    X, Y = _data(rng, n=40, n_outputs=1)
+    model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, Y[:, 0])
+    inside = X[:3] + 0.01
+    far = np.array([[50.0, 50.0]])
+    assert np.all(model.n_effective(inside) > 2.0)
+    assert model.n_effective(far)[0] < 1.01
+    with pytest.warns(LowSupportWarning, match="1 of 4 queries"):
+        model.predict_interval(np.vstack([inside, far]))
+    with pytest.warns(LowSupportWarning, match="predict"):
+        model.predict(far, return_std=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowSupportWarning)
+        model.predict_interval(inside)
+        model.predict(far)  # a plain prediction says nothing
