@@ -435,14 +435,15 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
 
 
 def _interval_task(X, head, keys, values, residuals, counts, coverage):
-    """Jackknife+ bounds of some query rows on one thread (the task of
-    :func:`~skattn._engine.map_query_chunks`)."""
+    """Jackknife+ bounds and the effective number of keys of some query rows on
+    one thread (the task of :func:`~skattn._engine.map_query_chunks`)."""
     queries = np.asarray(head.features(X), dtype=np.float64)
     return interval_rows(queries, keys, values, residuals, counts, coverage)
 
 
 def _std_task(X, head, keys, variances):
-    """Predictions and standard errors of some query rows on one thread."""
+    """Predictions, standard errors and the effective number of keys of some
+    query rows on one thread."""
     queries = np.asarray(head.features(X), dtype=np.float64)
     return standard_error_rows(queries, keys, variances)
 
@@ -528,11 +529,6 @@ class _PredictionIntervalMixin:
         _, (_, stats) = self._pool(X, return_stats=True)
         return np.asarray(stats[:, 1], dtype=np.float64)
 
-    def _dense_n_effective(self, dense, X):
-        """The queries' effective number of rows under dense attention."""
-        _, stats = dense.pool(X, self._values, n_jobs=self.n_jobs, return_stats=True)
-        return stats[:, 1]
-
     def _dense_keys(self):
         """The head as dense attention over every training row, its keys
         prepared with the targets (float64), the leave-one-out residuals and
@@ -594,15 +590,15 @@ class _PredictionIntervalMixin:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dense, keys, values, residuals, inflation = self._dense_keys()
-        _warn_low_support(self, self._dense_n_effective(dense, X), "predict")
         # the noise variance at each row: the other rows' squared residuals, each
         # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
         # pooled
         variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
         variances = variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
-        predictions, std = map_query_chunks(
+        predictions, std, n_effective = map_query_chunks(
             _std_task, X, self.n_jobs, dense, keys, variances
         )
+        _warn_low_support(self, n_effective, "predict")
         dtype = self._values.dtype
         predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
         std = std.astype(dtype, copy=False)
@@ -661,10 +657,9 @@ class _PredictionIntervalMixin:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dense, keys, values, residuals, _ = self._dense_keys()
-        _warn_low_support(self, self._dense_n_effective(dense, X), "predict_interval")
         residuals = np.abs(residuals)
         counts = keys.w / keys.unit
-        bounds = map_query_chunks(
+        bounds, n_effective = map_query_chunks(
             _interval_task,
             X,
             self.n_jobs,
@@ -675,6 +670,7 @@ class _PredictionIntervalMixin:
             counts,
             float(coverage),
         )
+        _warn_low_support(self, n_effective, "predict_interval")
         finite = np.isfinite(bounds)  # infinite bounds stay so (high coverage)
         if getattr(self, "_trend", None) is not None:
             # the trend is held fixed, as the metric is: it shifts every bound

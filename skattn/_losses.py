@@ -9,7 +9,21 @@ and gives the weighted sum of the rows' losses and its gradient with respect to 
 
 import numpy as np
 
-__all__ = ["LOSSES", "get_loss"]
+__all__ = ["LOSSES", "get_loss", "standardise_with", "unstandardise"]
+
+
+def standardise_with(Y, target_map):
+    """``Y`` in the units of a :meth:`SquaredLoss.target_map` ``(first, second,
+    mean)``: ``ldexp(ldexp(Y, -first) - mean, -second)``."""
+    first, second, mean = target_map
+    return np.ldexp(np.ldexp(Y, -first) - mean, -second)
+
+
+def unstandardise(T, target_map):
+    """The inverse of :func:`standardise_with`: ``ldexp(ldexp(T, second) + mean,
+    first)``."""
+    first, second, mean = target_map
+    return np.ldexp(np.ldexp(T, second) + mean, first)
 
 
 class SquaredLoss:
@@ -41,17 +55,17 @@ class SquaredLoss:
     def standardiser(self, Y, w):
         """The map of :meth:`standardise` fitted on ``(Y, w)``, to put other rows
         (held-out targets) in the same units, and the unit."""
-        first, second, mean = self.target_map(Y, w)
+        first, second, mean = target = self.target_map(Y, w)
 
         def apply(Z):
-            return np.ldexp(np.ldexp(Z, -first) - mean, -second)
+            return standardise_with(Z, target)
 
         return apply, float(np.ldexp(1.0, first + second))
 
     def target_map(self, Y, w):
-        """The exponents and mean of :meth:`standardise`: ``standardised =
-        ldexp(ldexp(Y, -first) - mean, -second)``, inverted by ``Y =
-        ldexp(ldexp(standardised, second) + mean, first)``."""
+        """The exponents and mean ``(first, second, mean)`` of
+        :meth:`standardise`, for :func:`standardise_with` and
+        :func:`unstandardise`."""
         first = int(np.frexp(np.max(np.abs(Y), initial=0.0))[1])
         scaled = np.ldexp(Y, -first)
         mean = w @ scaled / w.sum()

@@ -24,7 +24,7 @@ import numpy as np
 
 from skattn._bandwidth import weighted_spread
 from skattn._engine import weighted_mean
-from skattn._losses import get_loss
+from skattn._losses import get_loss, standardise_with, unstandardise
 
 __all__ = [
     "TREND_RIDGE",
@@ -57,8 +57,8 @@ def fit_trend(X, Y, sample_weight, return_inverse=False):
     center = weighted_mean(X, w)
     spread = weighted_spread(X, w)
     Z = X / spread - center / spread
-    first, second, mean = get_loss("squared").target_map(Y, w)
-    T = np.ldexp(np.ldexp(Y, -first) - mean, -second)
+    first, second, mean = target = get_loss("squared").target_map(Y, w)
+    T = standardise_with(Y, target)
     total = w.sum()
     z_mean = (w @ Z) / total
     t_mean = (w @ T) / total
@@ -101,7 +101,7 @@ def apply_trend(trend, X):
     Z = np.clip(Z, trend["low"], trend["high"])
     T = Z @ trend["coef"] + trend["intercept"]
     with np.errstate(over="ignore"):
-        out = np.ldexp(np.ldexp(T, trend["second"]) + trend["mean"], trend["first"])
+        out = unstandardise(T, (trend["first"], trend["second"], trend["mean"]))
     limit = np.finfo(np.float64).max
     return np.clip(out, -limit, limit)
 

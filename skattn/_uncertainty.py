@@ -67,8 +67,12 @@ def leave_one_out_at_queries(keys, values, queries):
     left_out : ndarray of shape (n_queries, n_keys, n_outputs)
         ``left_out[q, j]`` the prediction at query ``q`` without one copy of key
         ``j``.
+    n_effective : ndarray of shape (n_queries,)
+        The queries' effective number of keys (the engine's weight statistics).
     """
-    predictions, weights = keys.pool(queries, return_weights=True, n_jobs=1)
+    predictions, weights, stats = keys.pool(
+        queries, return_weights=True, return_stats=True, n_jobs=1
+    )
     share = weights * (keys.unit / keys.w)
     with np.errstate(divide="ignore", invalid="ignore"):
         left_out = (predictions[:, None, :] - share[:, :, None] * values[None]) / (
@@ -89,7 +93,7 @@ def leave_one_out_at_queries(keys, values, queries):
                 keys.exact_rows(qz, q_raw),
                 inexact=inexact if inexact.any() else None,
             )[0]
-    return predictions, left_out
+    return predictions, left_out, stats[:, 1]
 
 
 def _weighted_rank_value(values, counts, rank):
@@ -137,23 +141,27 @@ def jackknife_plus(left_out, residuals, counts, coverage):
 
 
 def interval_rows(queries, keys, values, residuals, counts, coverage):
-    """Jackknife+ bounds of some query rows (the task of
-    :func:`~skattn._engine.map_query_chunks`), by chunks of rows."""
+    """Jackknife+ bounds and the effective number of keys of some query rows (the
+    task of :func:`~skattn._engine.map_query_chunks`), by chunks of rows."""
     n, o = values.shape
     rows = chunk_rows(n * o, 8, n_temporaries=4)
     out = np.empty((queries.shape[0], 2, o))
+    n_effective = np.empty(queries.shape[0])
     for start in range(0, queries.shape[0], rows):
         chunk = queries[start : start + rows]
-        _, left_out = leave_one_out_at_queries(keys, values, chunk)
+        _, left_out, n_effective[start : start + rows] = leave_one_out_at_queries(
+            keys, values, chunk
+        )
         out[start : start + rows] = jackknife_plus(
             left_out, residuals, counts, coverage
         )
-    return out
+    return out, n_effective
 
 
 def standard_error_rows(queries, keys, variances):
-    """Predictions and their standard errors at some query rows (the task of
-    :func:`~skattn._engine.map_query_chunks`), by chunks of rows: with the
+    """Predictions, their standard errors and the effective number of keys at
+    some query rows (the task of :func:`~skattn._engine.map_query_chunks`), by
+    chunks of rows: with the
     attention weights ``p_qj`` and each training row's noise variance
     ``sigma_j^2`` (per output), ``Var y_hat(q) = sum_j p_qj^2 sigma_j^2 / w_j`` (a
     row of weight ``w_j`` is ``w_j`` copies sharing its attention)."""
@@ -161,10 +169,14 @@ def standard_error_rows(queries, keys, variances):
     rows = chunk_rows(keys.n_keys, 8, n_temporaries=3)
     predictions = np.empty((queries.shape[0], o))
     std = np.empty((queries.shape[0], o))
+    n_effective = np.empty(queries.shape[0])
     for start in range(0, queries.shape[0], rows):
         chunk = queries[start : start + rows]
-        pooled, weights = keys.pool(chunk, return_weights=True, n_jobs=1)
+        pooled, weights, stats = keys.pool(
+            chunk, return_weights=True, return_stats=True, n_jobs=1
+        )
         predictions[start : start + rows] = pooled
+        n_effective[start : start + rows] = stats[:, 1]
         weights *= weights
         std[start : start + rows] = np.sqrt((weights / keys.w) @ variances)
-    return predictions, std
+    return predictions, std, n_effective

@@ -38,7 +38,7 @@ def test_leave_one_out_at_queries_equals_refits(rng, kernel):
     # inside the data, and far away (one key takes all the attention)
     Q = np.vstack([rng.uniform(-2, 2, size=(6, 2)), [[40.0, 0.0], [0.0, -1e6]]])
     keys = prepare_keys(X, Y, kernel=kernel, scale=1 / h, key_weights=w, dtype=float)
-    predictions, left_out = leave_one_out_at_queries(keys, Y, Q)
+    predictions, left_out, _ = leave_one_out_at_queries(keys, Y, Q)
     model = NadarayaWatsonRegressor(kernel, h).fit(X, Y, sample_weight=w)
     assert_allclose(predictions, model.predict(Q), rtol=1e-12)
     assert_allclose(left_out, _refits(X, Y, w, Q, kernel, h), rtol=1e-10, atol=1e-12)
