@@ -201,7 +201,7 @@ class AttentionRegressor(
 
     feature_importances_ : ndarray of shape (n_features,)
         Drop-feature importance of the learned model: how much its
-        leave-one-out loss (on the rows it learned from; a sample of 5,000 above
+        leave-one-out loss (on the rows it learned from; a sample of 2,000 above
         that) grows when the feature is left out of the distances and of the
         trend (refitted without it), normalised to sum to 1. It saturates for
         discrete features (a bandwidth far below the gaps between a feature's

@@ -236,11 +236,35 @@ class PreparedKeys:
         self.values_min = values.min(axis=0, initial=np.inf)
         self.values_max = values.max(axis=0, initial=-np.inf)
         self.tiny = np.sqrt(np.finfo(dtype).tiny)
+        # float64 exp is several times slower where it underflows (a small
+        # bandwidth, keys far from the query): logits are raised to log(tiny)
+        # first. A weight of at most tiny moves a normaliser that passes the
+        # ``self.tiny`` check by under n * sqrt(tiny) (1e-150 relative); the others
+        # are recomputed exactly. Not for compact kernels, whose zeros are exact,
+        # nor float32, whose exp is vectorised and barely slower there.
+        self.logit_floor = (
+            float(np.log(np.finfo(dtype).tiny))
+            if dtype == np.float64 and not kernel.compact
+            else None
+        )
         self.max_distance_error = _max_distance_error(dtype)
 
     @property
     def n_keys(self):
         return self.z.shape[0]
+
+    def subset(self, rows, values):
+        """These keys restricted to ``rows`` (same kernel, scale, weights and
+        dtype), prepared with ``values``, one row per kept key."""
+        return PreparedKeys(
+            self.raw[rows],
+            values,
+            self.scale,
+            self.w[rows],
+            self.kernel,
+            self.dtype,
+            self.unit[rows],
+        )
 
     def transform_queries(self, queries):
         """Centre and scale rows by ``1 / h`` (:func:`scaled_rows`)."""
@@ -391,6 +415,8 @@ class PreparedKeys:
             self.kernel.log_kernel(sq, out)
             if not self.uniform:
                 out += self.log_w
+        if self.logit_floor is not None:
+            np.maximum(out, self.logit_floor, out=out)
         return np.exp(out, out=out)
 
     def exact_rows(self, qz, q_raw):

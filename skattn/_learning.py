@@ -85,7 +85,7 @@ N_ITER_NO_CHANGE = 10
 EARLY_STOPPING_TOL = 1e-4
 # Rows whose leave-one-out loss the drop-feature importance measures (a sample
 # above): d + 1 passes of O(rows^2 d).
-IMPORTANCE_MAX_ROWS = 5000
+IMPORTANCE_MAX_ROWS = 2000
 # early_stopping="auto" holds rows out (for the metrics that stop early by default)
 # from this many rows on: fewer leave a held-out set of a handful of rows.
 EARLY_STOPPING_MIN_ROWS = 100
@@ -160,8 +160,14 @@ class DiagonalMetric(_Metric):
         return grad
 
     # chain rule: per-chunk terms, then the gradient
-    def chunk_terms(self, A, row_sums, Zq, qz, Z_keys, keys_z):
-        return row_sums @ (qz * qz), np.einsum("ij,ij->j", qz, A @ keys_z)
+    def key_matrix(self, Z_keys, keys_z):
+        """The key-side matrix ``M`` of the chunk terms (they need ``A @ M``)."""
+        return keys_z
+
+    def chunk_terms(self, row_sums, AM, Zq, qz):
+        """A chunk's terms of the gradient from the row sums of ``A`` and ``A @
+        M``."""
+        return row_sums @ (qz * qz), np.einsum("ij,ij->j", qz, AM)
 
     def zero_terms(self):
         return np.zeros(self.n_features), np.zeros(self.n_features)
@@ -292,8 +298,11 @@ class FullMetric(_Metric):
     def project(self, Z, params):
         return Z @ self.matrix(params).T
 
-    def chunk_terms(self, A, row_sums, Zq, qz, Z_keys, keys_z):
-        return (Zq.T * row_sums) @ Zq, Zq.T @ (A @ Z_keys)
+    def key_matrix(self, Z_keys, keys_z):
+        return Z_keys
+
+    def chunk_terms(self, row_sums, AM, Zq, qz):
+        return (Zq.T * row_sums) @ Zq, Zq.T @ AM
 
     def zero_terms(self):
         d = self.n_features
@@ -625,10 +634,17 @@ class LeaveOneOutObjective:
         col_sums = np.zeros(n)
         rows = min(self.rows, max(len(queries), 1))
         e_buf = np.empty((rows, n))
-        b_buf = np.empty((rows, n))
         gaussian = self.kernel.gemm_logits
         # other kernels' gradients need the squared distances: kept, not recomputed
         sq_buf = None if gaussian else np.empty((rows, n))
+        M = self.metric.key_matrix(Z_keys, keys.z)
+        products = None
+        if gaussian and isinstance(self.local, LocalConstant):
+            # A never formed: its sums and A @ M come from the attention by GEMMs
+            # (_constant_gaussian_terms), one pass over each chunk
+            products = _key_products(Y_keys, M)
+        else:
+            b_buf = np.empty((rows, n))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, len(queries), rows):
                 chunk = queries[start : start + rows]
@@ -652,25 +668,73 @@ class LeaveOneOutObjective:
                 # A_ij = p_ij T_ij * dlogK/d(u^2) with T_ij = dL/ds_ij / p_ij, which
                 # is g_i.(y_j - y_hat_i) (g_i = dL/dy_hat_i) for Nadaraya-Watson
                 # (skattn._local)
-                A = self.local.score_terms(
-                    G, predictions, state, Zq, Z_keys, Y_keys, out=b_buf[:m]
-                )
-                A *= e
-                if gaussian:
-                    A *= -0.5
+                if products is not None:
+                    row_sums, AM, col = _constant_gaussian_terms(
+                        e, G, predictions, Y_keys, M, products, chunk_own
+                    )
+                    col_sums += col
                 else:
-                    dk = self.kernel.dlog_dsq(sq)
-                    dk[sq == 0] = 0.0  # no distance, no gradient (zero differences)
-                    A *= dk
-                has = np.flatnonzero(chunk_own >= 0)
-                A[has, chunk_own[has]] = 0.0
-
-                row_sums = A.sum(axis=1)
-                col_sums += A.sum(axis=0)
-                terms = self.metric.chunk_terms(A, row_sums, Zq, qz, Z_keys, keys.z)
+                    A = self.local.score_terms(
+                        G, predictions, state, Zq, Z_keys, Y_keys, out=b_buf[:m]
+                    )
+                    A *= e
+                    if gaussian:
+                        A *= -0.5
+                    else:
+                        dk = self.kernel.dlog_dsq(sq)
+                        dk[sq == 0] = 0.0  # no distance, no gradient (zero differences)
+                        A *= dk
+                    has = np.flatnonzero(chunk_own >= 0)
+                    A[has, chunk_own[has]] = 0.0
+                    row_sums = A.sum(axis=1)
+                    col_sums += A.sum(axis=0)
+                    AM = A @ M
+                terms = self.metric.chunk_terms(row_sums, AM, Zq, qz)
                 row_part += terms[0]
                 cross += terms[1]
         return loss, row_part, col_sums, cross
+
+
+def _key_products(Y_keys, M):
+    """``[M, y_1 M, ..., y_o M, 1, Y]``, the keys' side of
+    :func:`_constant_gaussian_terms` (n_keys rows)."""
+    n, o = Y_keys.shape
+    return np.hstack(
+        [M] + [Y_keys[:, k : k + 1] * M for k in range(o)] + [np.ones((n, 1)), Y_keys]
+    )
+
+
+def _constant_gaussian_terms(P, G, predictions, Y_keys, M, products, own):
+    """Row sums, column sums and ``A @ M`` of a chunk's ``A`` for the Gaussian
+    kernel and Nadaraya-Watson, without forming ``A``.
+
+    There ``A_ij = p_ij sum_o c_io (y_jo - y_hat_io)`` with ``c = -G / 2`` (module
+    notes of :mod:`skattn._local`), so with ``u_i = sum_o c_io y_hat_io`` every sum
+    of ``A`` is one of ``P`` times a key-side matrix (``products``,
+    :func:`_key_products`) or a query-side one: ``A @ M = sum_o c_o (P (y_o M)) - u
+    (P M)``, row sums ``sum_o c_o (P y_o) - u (P 1)``, column sums ``y_jo (c_o^T
+    P)_j - (u^T P)_j``. A query's own key (``own``, -1 if none) takes no part: its
+    entry, at distance 0, is taken back out.
+    """
+    m, o = G.shape
+    d = M.shape[1]
+    C = -0.5 * G
+    u = np.einsum("io,io->i", C, predictions)
+    PK = P @ products
+    AM = np.einsum("io,iod->id", C, PK[:, d : (o + 1) * d].reshape(m, o, d))
+    AM -= u[:, None] * PK[:, :d]
+    row_sums = np.einsum("io,io->i", C, PK[:, (o + 1) * d + 1 :])
+    row_sums -= u * PK[:, (o + 1) * d]
+    CP = np.vstack([C.T, u[None]]) @ P
+    col = np.einsum("oj,jo->j", CP[:o], Y_keys) - CP[o]
+    has = np.flatnonzero(own >= 0)
+    if has.size:
+        j = own[has]  # distinct: one query per key
+        a = P[has, j] * (np.einsum("io,io->i", C[has], Y_keys[j]) - u[has])
+        row_sums[has] -= a
+        AM[has] -= a[:, None] * M[j]
+        col[j] -= a
+    return row_sums, AM, col
 
 
 class HeldOutLoss:

@@ -59,6 +59,10 @@ class LocalConstant:
 
     def score_terms(self, G, predictions, state, Dq, D_keys, Y_keys, out):
         """``T`` (module notes) of a chunk of queries, into ``out``."""
+        if G.shape[1] == 1:  # one output: broadcasting, not a GEMM of depth 1
+            T = np.subtract(Y_keys[:, 0], predictions[:, :1], out=out)
+            T *= G
+            return T
         T = np.matmul(G, Y_keys.T, out=out)
         T -= np.einsum("ij,ij->i", G, predictions)[:, None]
         return T
