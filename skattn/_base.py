@@ -32,7 +32,13 @@ from skattn._learning import (
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
 from skattn._trend import apply_trend
-from skattn._uncertainty import interval_rows, standard_error_rows
+from skattn._uncertainty import (
+    METHODS,
+    interval_rows,
+    make_method,
+    quantile_rows,
+    standard_error_rows,
+)
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import validate_data
 
@@ -434,11 +440,18 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
         return tags
 
 
-def _interval_task(X, head, keys, values, residuals, counts, coverage):
-    """Jackknife+ bounds and the effective number of keys of some query rows on
+def _interval_task(X, head, method, coverage):
+    """Interval bounds and the effective number of keys of some query rows on
     one thread (the task of :func:`~skattn._engine.map_query_chunks`)."""
     queries = np.asarray(head.features(X), dtype=np.float64)
-    return interval_rows(queries, keys, values, residuals, counts, coverage)
+    return interval_rows(queries, method, coverage)
+
+
+def _quantile_task(X, head, method, quantiles):
+    """Quantiles and the effective number of keys of some query rows on one
+    thread."""
+    queries = np.asarray(head.features(X), dtype=np.float64)
+    return quantile_rows(queries, method, quantiles)
 
 
 def _std_task(X, head, keys, variances):
@@ -606,16 +619,30 @@ class _PredictionIntervalMixin:
             return predictions[:, 0], std[:, 0]
         return predictions, std
 
-    def predict_interval(self, X, coverage=0.9):
-        """Jackknife+ prediction intervals, exact, at the cost of one prediction.
+    def _interval_method(self, method):
+        """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)
+        and the dense head."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+        dense, keys, values, residuals, _ = self._dense_keys()
+        return dense, make_method(method, keys, values, residuals)
 
-        Each training row's leave-one-out prediction at every query is exact
-        (removing a row from attention pooling removes one term from the
-        weighted sum and its normaliser), with the bandwidths (or learned
-        metric) held fixed: the interval is the jackknife+ of Barber et al.
-        (2021) of the fitted smoother, which covers a new ``(x, y)`` drawn like
-        the training rows with probability at least ``1 - 2 (1 - coverage)``,
-        and about ``coverage`` in practice.
+    def _with_trend(self, X, bounds):
+        """Bounds or quantiles of the pooled values (n_queries, k, n_outputs) in the
+        targets' units: shifted by the fixed trend, finite ones clipped to the
+        dtype's range, infinite ones kept; 1-D targets give (n_queries, k)."""
+        finite = np.isfinite(bounds)
+        if getattr(self, "_trend", None) is not None:
+            # the trend is held fixed, as the metric is: it shifts every bound
+            with np.errstate(over="ignore", invalid="ignore"):
+                bounds = bounds + apply_trend(self._trend, X)[:, None, :]
+        limit = np.finfo(self._values.dtype).max
+        bounds = np.where(finite, np.clip(bounds, -limit, limit), bounds)
+        bounds = bounds.astype(self._values.dtype, copy=False)
+        return bounds[:, :, 0] if self._y_1d else bounds
+
+    def predict_interval(self, X, coverage=0.9, method="jackknife+"):
+        """Prediction intervals, exact, at the cost of one prediction.
 
         Parameters
         ----------
@@ -624,8 +651,29 @@ class _PredictionIntervalMixin:
 
         coverage : float, default=0.9
             The target probability that the interval holds the query's target,
-            in (0, 1). Above ``n / (n + 1)`` (``n`` the training rows, counted by
-            weight) the bounds are infinite, as the method requires.
+            in (0, 1). For "jackknife+" and "cv+", above ``n / (n + 1)`` (``n``
+            the training rows, counted by weight) the bounds are infinite, as the
+            methods require.
+
+        method : {"jackknife+", "cv+", "quantile"}, default="jackknife+"
+            - "jackknife+": Barber et al. (2021). Each training row's
+              leave-one-out prediction at every query is exact (removing a row
+              from attention pooling removes one term from the weighted sum and
+              its normaliser), with the bandwidths (or learned metric, and the
+              trend) held fixed: the interval is the jackknife+ of the fitted
+              smoother, which covers a new ``(x, y)`` drawn like the training rows
+              with probability at least ``1 - 2 (1 - coverage)``, and about
+              ``coverage`` in practice.
+            - "cv+": the same with 10 folds left out instead of single rows
+              (order-free folds of the distinct training rows): residuals of
+              out-of-fold predictions, somewhat wider intervals; the same
+              guarantee up to the folds' size.
+            - "quantile": the ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``
+              quantiles of the attention-weighted empirical distribution of the
+              training targets at the query (R np's ``npqreg`` idea): adapts to
+              noise that varies with ``x`` (heteroscedastic), without a
+              finite-sample guarantee; it undercovers where a query attends to
+              few rows (see :meth:`n_effective`).
 
         Returns
         -------
@@ -633,6 +681,11 @@ class _PredictionIntervalMixin:
             Lower and upper bounds, in the dtype of the predictions. Computed with
             dense attention over every training row (whatever ``n_neighbors``):
             O(n_queries x n_samples) time, memory one chunk of queries.
+
+        See Also
+        --------
+        predict_quantiles : Quantiles of the same methods' predictive
+            distributions.
 
         Examples
         --------
@@ -656,30 +709,88 @@ class _PredictionIntervalMixin:
             )
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, keys, values, residuals, _ = self._dense_keys()
-        residuals = np.abs(residuals)
-        counts = keys.w / keys.unit
+        dense, interval_method = self._interval_method(method)
         bounds, n_effective = map_query_chunks(
-            _interval_task,
+            _interval_task, X, self.n_jobs, dense, interval_method, float(coverage)
+        )
+        _warn_low_support(self, n_effective, "predict_interval")
+        return self._with_trend(X, bounds)
+
+    def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), method="jackknife+"):
+        """Predict quantiles of the predictive distribution at each query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        quantiles : float or sequence of float, default=(0.05, 0.5, 0.95)
+            Probabilities in (0, 1).
+
+        method : {"jackknife+", "cv+", "quantile"}, default="jackknife+"
+            - "jackknife+": the quantiles of ``y_hat_{-i}(x) + r_i`` over the
+              training rows, ``r_i = y_i - y_hat_{-i}(x_i)`` the signed
+              leave-one-out residuals (exact, the metric and trend held fixed):
+              each is a one-sided jackknife+ bound, the ``ceil(q (n + 1))``-th
+              smallest for ``q >= 0.5`` and the ``floor(q (n + 1))``-th below
+              (infinite beyond the ranks of the ``n`` rows, counted by weight);
+              skewed noise gives asymmetric quantiles.
+            - "cv+": the same with the predictions and residuals of 10 folds
+              left out.
+            - "quantile": the quantiles of the attention-weighted empirical
+              distribution of the training targets (the smallest target whose
+              cumulated attention reaches ``q``, numpy's "inverted_cdf" with the
+              attention as weights).
+
+        Returns
+        -------
+        values : ndarray of shape (n_queries, n_quantiles) or \
+                (n_queries, n_quantiles, n_outputs)
+            Non-decreasing along the quantiles when those are, in the dtype of the
+            predictions. Computed with dense attention over every training row.
+
+        See Also
+        --------
+        predict_interval : Two-sided intervals of the same methods.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-3, 3, size=(300, 1))
+        >>> y = np.sin(X[:, 0]) + 0.2 * rng.normal(size=300)
+        >>> model = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y)
+        >>> q = model.predict_quantiles([[0.0], [1.5]], quantiles=[0.1, 0.5, 0.9])
+        >>> q.shape
+        (2, 3)
+        >>> bool(np.all(np.diff(q, axis=1) >= 0))
+        True
+        """
+        q = np.atleast_1d(np.asarray(quantiles))
+        if (
+            q.ndim != 1
+            or q.size == 0
+            or q.dtype.kind not in "iuf"
+            or not np.all((q > 0) & (q < 1))
+        ):
+            raise ValueError(
+                "quantiles must be a number or a non-empty sequence of numbers in "
+                f"(0, 1); got quantiles={quantiles!r}."
+            )
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        dense, interval_method = self._interval_method(method)
+        values, n_effective = map_query_chunks(
+            _quantile_task,
             X,
             self.n_jobs,
             dense,
-            keys,
-            values,
-            residuals,
-            counts,
-            float(coverage),
+            interval_method,
+            [float(t) for t in q],
         )
-        _warn_low_support(self, n_effective, "predict_interval")
-        finite = np.isfinite(bounds)  # infinite bounds stay so (high coverage)
-        if getattr(self, "_trend", None) is not None:
-            # the trend is held fixed, as the metric is: it shifts every bound
-            with np.errstate(over="ignore", invalid="ignore"):
-                bounds = bounds + apply_trend(self._trend, X)[:, None, :]
-        limit = np.finfo(self._values.dtype).max
-        bounds = np.where(finite, np.clip(bounds, -limit, limit), bounds)
-        bounds = bounds.astype(self._values.dtype, copy=False)
-        return bounds[:, :, 0] if self._y_1d else bounds
+        _warn_low_support(self, n_effective, "predict_quantiles")
+        return self._with_trend(X, values)
 
 
 class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):

@@ -22,6 +22,24 @@ below 1 or above ``N`` gives an infinite bound, as the method's guarantee needs.
 Time O(n_queries x n_keys x n_outputs) (and a sort of each query's values), memory
 one chunk of queries.
 
+CV+ (the same paper) leaves out folds instead of rows: with ``s_qk`` the
+attention query ``q`` gives fold ``k``, the prediction without the fold is
+``(y_hat(q) - sum_{j in k} p_qj y_j) / (1 - s_qk)``, and each row's residual is
+the one of the prediction without its fold; the bounds are taken as for
+jackknife+. The folds are order-free: the distinct training rows (features and
+target), sorted, are dealt to ``CV_FOLDS`` folds in turn, so repeated rows share
+a fold (weights act as repetition) and a permutation of the rows changes nothing.
+
+Quantiles: with signed residuals ``r_j = y_j - y_hat_{-j}(x_j)`` the values
+``y_hat_{-j}(q) + r_j`` form the jackknife+ (or CV+) predictive distribution at
+``q``: its quantile ``tau`` is the ``ceil(tau (N + 1))``-th smallest for ``tau >=
+1/2`` and the ``floor(tau (N + 1))``-th smallest below (each a one-sided bound of
+the method, infinite beyond the data's ranks). The "quantile" method instead takes
+the quantiles of the attention-weighted empirical distribution of the training
+targets at ``q`` (the smallest target whose cumulated attention reaches ``tau``,
+numpy's "inverted_cdf" with the attention as weights): the idea of R np's
+``npqreg``, with no finite-sample guarantee.
+
 Standard errors of the fitted mean: the prediction is linear in the targets,
 ``y_hat(q) = sum_j p_qj y_j``, so with independent noise of variance
 ``sigma^2(x_j)`` its variance is ``sum_j p_qj^2 sigma^2(x_j)``. The noise
@@ -38,15 +56,25 @@ import numpy as np
 from skattn._engine import chunk_rows
 
 __all__ = [
+    "CV_FOLDS",
+    "METHODS",
+    "fold_out_at_queries",
     "interval_rows",
     "jackknife_plus",
     "leave_one_out_at_queries",
+    "make_method",
+    "plus_quantiles",
+    "quantile_rows",
     "standard_error_rows",
+    "weighted_quantiles",
 ]
 
 # Shares of one copy above this are recomputed exactly (the formula's cancellation
 # would cost more than 3 digits).
 _EXACT_SHARE = 1.0 - 1e-3
+# Folds of the cv+ method.
+CV_FOLDS = 10
+METHODS = ("jackknife+", "cv+", "quantile")
 
 
 def leave_one_out_at_queries(keys, values, queries):
@@ -96,6 +124,67 @@ def leave_one_out_at_queries(keys, values, queries):
     return predictions, left_out, stats[:, 1]
 
 
+def cv_folds(raw, values, n_folds=CV_FOLDS):
+    """Fold labels of the training rows (``raw`` features, ``values`` targets):
+    the distinct rows, sorted, dealt to ``min(n_folds, distinct rows)`` folds in
+    turn. Raises ValueError with fewer than two distinct rows."""
+    rows = np.column_stack([raw, values])
+    _, group = np.unique(rows, axis=0, return_inverse=True)
+    group = np.asarray(group).reshape(-1)
+    n_groups = int(group.max(initial=-1)) + 1
+    if n_groups < 2:
+        raise ValueError(
+            "method='cv+' needs at least two distinct training rows to leave a "
+            "fold out; use method='jackknife+'."
+        )
+    return group % min(n_folds, n_groups)
+
+
+def fold_out_at_queries(keys, fold_keys, values, folds, queries):
+    """Predictions at ``queries`` with each fold of keys left out.
+
+    Parameters
+    ----------
+    keys : PreparedKeys
+        Dense keys prepared with ``values`` (float64).
+    fold_keys : list of PreparedKeys
+        ``fold_keys[k]``: the keys outside fold ``k``, prepared with their values
+        (the exact path, where fold ``k`` takes almost all of a query's attention).
+    values : ndarray of shape (n_keys, n_outputs)
+    folds : ndarray of shape (n_keys,)
+        Each key's fold, ``0 .. len(fold_keys) - 1``.
+    queries : ndarray of shape (n_queries, n_features)
+
+    Returns
+    -------
+    out : ndarray of shape (n_queries, n_folds, n_outputs)
+    n_effective : ndarray of shape (n_queries,)
+    """
+    predictions, weights, stats = keys.pool(
+        queries, return_weights=True, return_stats=True, n_jobs=1
+    )
+    n_folds = len(fold_keys)
+    one_hot = np.zeros((keys.n_keys, n_folds))
+    one_hot[np.arange(keys.n_keys), folds] = 1.0
+    shares = weights @ one_hot  # (n_queries, n_folds)
+    # values divided by a power of two (exact): no overflow near the float64 limit
+    exponent = np.frexp(np.max(np.abs(values), axis=0, initial=0.0))[1]
+    scaled = np.ldexp(values, -exponent)
+    partial = np.einsum("qj,jk,jo->qko", weights, one_hot, scaled)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (np.ldexp(predictions, -exponent)[:, None, :] - partial) / (1.0 - shares)[
+            :, :, None
+        ]
+    for a, k in zip(*np.nonzero(shares > _EXACT_SHARE), strict=True):
+        out[a, k] = np.ldexp(
+            fold_keys[k].pool(queries[a : a + 1], n_jobs=1)[0], -exponent
+        )
+    out = np.ldexp(out, exponent)
+    # a convex combination of the other folds' values: within the values' range
+    np.clip(out, values.min(axis=0), values.max(axis=0), out=out)
+    return out, stats[:, 1]
+
+
 def _weighted_rank_value(values, counts, rank):
     """Along the last axis: the value at ``rank`` (1-based, in copies) of the sorted
     ``values``, each counted ``counts`` times; -inf where the rank is below 1 and
@@ -104,6 +193,10 @@ def _weighted_rank_value(values, counts, rank):
         return np.full(values.shape[:-1], -np.inf)
     if rank > counts.sum() + 1e-9:
         return np.full(values.shape[:-1], np.inf)
+    if np.all(counts == 1.0):
+        # one copy each: a selection, O(n) per query instead of a sort
+        k = int(round(rank)) - 1
+        return np.partition(values, k, axis=-1)[..., k]
     order = np.argsort(values, axis=-1, kind="stable")
     cumulative = np.cumsum(counts[order], axis=-1)
     position = np.argmax(cumulative >= rank - 1e-9, axis=-1)
@@ -140,22 +233,164 @@ def jackknife_plus(left_out, residuals, counts, coverage):
     return bounds
 
 
-def interval_rows(queries, keys, values, residuals, counts, coverage):
-    """Jackknife+ bounds and the effective number of keys of some query rows (the
-    task of :func:`~skattn._engine.map_query_chunks`), by chunks of rows."""
-    n, o = values.shape
+def plus_quantiles(left_out, residuals, counts, quantiles):
+    """Quantiles of the jackknife+ predictive distribution at the queries.
+
+    Parameters
+    ----------
+    left_out : ndarray of shape (n_queries, n_keys, n_outputs)
+    residuals : ndarray of shape (n_keys, n_outputs)
+        Signed, ``y_j - y_hat_{-j}(x_j)``.
+    counts : ndarray of shape (n_keys,)
+    quantiles : sequence of float in (0, 1)
+
+    Returns
+    -------
+    values : ndarray of shape (n_queries, n_quantiles, n_outputs)
+    """
+    total = float(counts.sum())
+    scores = np.swapaxes(left_out + residuals[None], 1, 2)
+    out = np.empty((left_out.shape[0], len(quantiles), left_out.shape[2]))
+    for i, tau in enumerate(quantiles):
+        if tau >= 0.5:
+            rank = np.ceil(tau * (total + 1.0) - 1e-9)
+        else:
+            rank = np.floor(tau * (total + 1.0) + 1e-9)
+        out[:, i] = _weighted_rank_value(scores, counts, rank)
+    return out
+
+
+def weighted_quantiles(weights, values, quantiles):
+    """Quantiles of the attention-weighted empirical distribution of ``values``.
+
+    ``weights`` of shape (n_queries, n_keys), rows summing to 1; ``values`` of
+    shape (n_keys, n_outputs). For each query and output, the smallest value whose
+    cumulated weight (values in increasing order) reaches ``tau`` of the row's
+    total. Returns an array of shape (n_queries, n_quantiles, n_outputs).
+    """
+    n_queries, n_keys = weights.shape
+    out = np.empty((n_queries, len(quantiles), values.shape[1]))
+    for o in range(values.shape[1]):
+        order = np.argsort(values[:, o], kind="stable")
+        cumulative = np.cumsum(weights[:, order], axis=1)
+        total = cumulative[:, -1:]
+        for i, tau in enumerate(quantiles):
+            position = np.sum(cumulative < tau * total, axis=1).clip(max=n_keys - 1)
+            out[:, i, o] = values[order[position], o]
+    return out
+
+
+class _Plus:
+    """Jackknife+ or CV+ at the queries: the left-out predictions (method's own)
+    and the signed residuals of the training rows."""
+
+    def __init__(self, keys, values, residuals):
+        self.keys = keys
+        self.values = values
+        self.residuals = residuals
+        self.counts = keys.w / keys.unit
+
+    def interval(self, queries, coverage):
+        left_out, n_effective = self.left_out(queries)
+        bounds = jackknife_plus(left_out, np.abs(self.residuals), self.counts, coverage)
+        return bounds, n_effective
+
+    def quantiles(self, queries, quantiles):
+        left_out, n_effective = self.left_out(queries)
+        return plus_quantiles(left_out, self.residuals, self.counts, quantiles), (
+            n_effective
+        )
+
+
+class JackknifePlus(_Plus):
+    """Exact leave-one-out predictions at the queries
+    (:func:`leave_one_out_at_queries`); ``residuals`` the training rows'
+    leave-one-out residuals."""
+
+    def left_out(self, queries):
+        _, left_out, n_effective = leave_one_out_at_queries(
+            self.keys, self.values, queries
+        )
+        return left_out, n_effective
+
+
+class CVPlus(_Plus):
+    """Predictions without each fold (:func:`fold_out_at_queries`); the
+    residuals are those of each training row's prediction without its fold."""
+
+    def __init__(self, keys, values, n_folds=CV_FOLDS):
+        self.folds = cv_folds(keys.raw, values, n_folds)
+        n_folds = int(self.folds.max()) + 1
+        self.fold_keys = []
+        residuals = np.empty_like(values)
+        for k in range(n_folds):
+            inside = self.folds == k
+            outside = keys.subset(~inside, values[~inside])
+            self.fold_keys.append(outside)
+            residuals[inside] = values[inside] - outside.pool(
+                keys.raw[inside], n_jobs=1
+            )
+        super().__init__(keys, values, residuals)
+
+    def left_out(self, queries):
+        out, n_effective = fold_out_at_queries(
+            self.keys, self.fold_keys, self.values, self.folds, queries
+        )
+        return out[:, self.folds, :], n_effective
+
+
+class AttentionQuantiles:
+    """Quantiles of the attention-weighted training targets
+    (:func:`weighted_quantiles`); the interval of coverage ``c`` runs between the
+    ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles."""
+
+    def __init__(self, keys, values):
+        self.keys = keys
+        self.values = values
+
+    def quantiles(self, queries, quantiles):
+        _, weights, stats = self.keys.pool(
+            queries, return_weights=True, return_stats=True, n_jobs=1
+        )
+        return weighted_quantiles(weights, self.values, quantiles), stats[:, 1]
+
+    def interval(self, queries, coverage):
+        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
+
+
+def make_method(method, keys, values, loo_residuals):
+    """The interval method object of a ``method`` name (:data:`METHODS`):
+    ``keys`` the dense keys prepared with ``values`` (float64), ``loo_residuals``
+    the signed leave-one-out residuals of the training rows."""
+    if method == "jackknife+":
+        return JackknifePlus(keys, values, loo_residuals)
+    if method == "cv+":
+        return CVPlus(keys, values)
+    if method == "quantile":
+        return AttentionQuantiles(keys, values)
+    raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+
+
+def interval_rows(queries, method, coverage):
+    """Bounds (n_queries, 2, n_outputs) and the effective number of keys of some
+    query rows by an interval ``method`` object (the task of
+    :func:`~skattn._engine.map_query_chunks`), by chunks of rows."""
+    return _by_chunks(queries, method, lambda chunk: method.interval(chunk, coverage))
+
+
+def quantile_rows(queries, method, quantiles):
+    """Quantiles (n_queries, n_quantiles, n_outputs) and the effective number of
+    keys of some query rows, by chunks of rows."""
+    return _by_chunks(queries, method, lambda chunk: method.quantiles(chunk, quantiles))
+
+
+def _by_chunks(queries, method, task):
+    n, o = method.values.shape
     rows = chunk_rows(n * o, 8, n_temporaries=4)
-    out = np.empty((queries.shape[0], 2, o))
-    n_effective = np.empty(queries.shape[0])
-    for start in range(0, queries.shape[0], rows):
-        chunk = queries[start : start + rows]
-        _, left_out, n_effective[start : start + rows] = leave_one_out_at_queries(
-            keys, values, chunk
-        )
-        out[start : start + rows] = jackknife_plus(
-            left_out, residuals, counts, coverage
-        )
-    return out, n_effective
+    # (no query: one empty chunk gives the shapes)
+    starts = range(0, max(queries.shape[0], 1), rows)
+    parts = [task(queries[s : s + rows]) for s in starts]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def standard_error_rows(queries, keys, variances):

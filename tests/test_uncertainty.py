@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 
 from skattn import AttentionRegressor, NadarayaWatsonRegressor
 from skattn._engine import prepare_keys
-from skattn._uncertainty import leave_one_out_at_queries
+from skattn._uncertainty import CV_FOLDS, cv_folds, leave_one_out_at_queries
 
 
 def _data(rng, n=30, n_outputs=2):
@@ -99,16 +99,38 @@ def test_weights_act_as_repetition(rng):
 
 
 def test_marginal_coverage_on_heteroscedastic_data():
+    # y = sin x + (0.1 + 0.5 |x|) eps: marginal coverage of 90 % intervals, and the
+    # quantile method's coverage per x-bin (it follows the noise's spread)
     rng = np.random.default_rng(0)
-    coverages = []
+    methods = ("jackknife+", "cv+", "quantile")
+    covered = {m: [] for m in methods}
+    bins = np.linspace(-3, 3, 7)
+    per_bin = {m: np.zeros((len(bins) - 1, 2)) for m in methods}
     for _ in range(60):
         X = rng.uniform(-3, 3, size=(500, 1))
         y = np.sin(X[:, 0]) + (0.1 + 0.5 * np.abs(X[:, 0])) * rng.normal(size=500)
         Xt = rng.uniform(-3, 3, size=(200, 1))
         yt = np.sin(Xt[:, 0]) + (0.1 + 0.5 * np.abs(Xt[:, 0])) * rng.normal(size=200)
-        bounds = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y).predict_interval(Xt)
-        coverages.append(np.mean((yt >= bounds[:, 0]) & (yt <= bounds[:, 1])))
-    assert abs(np.mean(coverages) - 0.9) < 0.02
+        model = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y)
+        for method in methods:
+            bounds = model.predict_interval(Xt, method=method)
+            inside = (yt >= bounds[:, 0]) & (yt <= bounds[:, 1])
+            covered[method].append(np.mean(inside))
+            where = np.digitize(Xt[:, 0], bins[1:-1])
+            np.add.at(
+                per_bin[method], where, np.column_stack([inside, np.ones_like(inside)])
+            )
+    assert abs(np.mean(covered["jackknife+"]) - 0.9) < 0.02
+    assert abs(np.mean(covered["cv+"]) - 0.9) < 0.02
+    assert abs(np.mean(covered["quantile"]) - 0.9) < 0.03
+    # per x-bin: the quantile method between 0.87 and 0.96 (0.88 0.88 0.95 0.95
+    # 0.90 0.87 from the edges in); jackknife+, whose width is the same everywhere,
+    # spreads further (over-covers the quiet centre, under-covers the noisy edges)
+    conditional = {m: b[:, 0] / b[:, 1] for m, b in per_bin.items()}
+    quantile = conditional["quantile"]
+    assert np.all((quantile > 0.86) & (quantile < 0.96)), quantile
+    spread = {m: np.ptp(c) for m, c in conditional.items()}
+    assert spread["quantile"] < spread["jackknife+"], conditional
 
 
 @pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
@@ -258,3 +280,188 @@ def test_low_support_queries_warn(rng):
         warnings.simplefilter("error", LowSupportWarning)
         model.predict_interval(inside)
         model.predict(far)  # a plain prediction says nothing
+
+
+def _plain_fold_out(X, Y, w, Q, h, folds):
+    """Predictions at Q (and at the training rows) of NW refitted without each
+    fold, by a loop."""
+    at_queries = np.empty((len(Q), len(X), Y.shape[1]))
+    at_rows = np.empty_like(Y)
+    for k in np.unique(folds):
+        out = folds != k
+        model = NadarayaWatsonRegressor(bandwidth=h).fit(X[out], Y[out], w[out])
+        at_queries[:, folds == k] = model.predict(Q)[:, None, :]
+        at_rows[folds == k] = model.predict(X[folds == k])
+    return at_queries, at_rows
+
+
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")  # the far query
+def test_cv_plus_equals_a_plain_implementation(rng):
+    X, Y = _data(rng, n=35, n_outputs=1)
+    y = Y[:, 0]
+    w = rng.integers(1, 3, len(X)).astype(float)
+    h = 0.7
+    Q = np.vstack([rng.uniform(-2.5, 2.5, size=(7, 2)), [[30.0, 0.0]]])
+    folds = cv_folds(X, Y)
+    assert len(np.unique(folds)) == CV_FOLDS
+    left_out, at_rows = _plain_fold_out(X, Y, w, Q, h, folds)
+    model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
+    for coverage in (0.5, 0.9):
+        expected = _plain_jackknife_plus(
+            left_out[:, :, 0], np.abs(y - at_rows[:, 0]), w, coverage
+        )
+        got = model.predict_interval(Q, coverage=coverage, method="cv+")
+        assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_cv_plus_folds_are_order_free_and_keep_repeated_rows_together(rng):
+    X, Y = _data(rng, n=40)
+    Q = rng.uniform(-2, 2, size=(5, 2))
+    model = NadarayaWatsonRegressor(bandwidth=0.6).fit(X, Y)
+    order = rng.permutation(len(X))
+    permuted = NadarayaWatsonRegressor(bandwidth=0.6).fit(X[order], Y[order])
+    for method in ("cv+", "jackknife+", "quantile"):
+        assert_allclose(
+            model.predict_interval(Q, method=method),
+            permuted.predict_interval(Q, method=method),
+            rtol=1e-10,
+        )
+    w = rng.integers(0, 3, len(X))
+    w[:3] = 1
+    repeated = np.repeat(np.arange(len(X)), w)
+    a = NadarayaWatsonRegressor(bandwidth=0.6).fit(X, Y, sample_weight=w)
+    b = NadarayaWatsonRegressor(bandwidth=0.6).fit(X[repeated], Y[repeated])
+    for method in ("cv+", "quantile"):
+        assert_allclose(
+            a.predict_interval(Q, method=method),
+            b.predict_interval(Q, method=method),
+            rtol=1e-10,
+        )
+        assert_allclose(
+            a.predict_quantiles(Q, [0.1, 0.5, 0.8], method=method),
+            b.predict_quantiles(Q, [0.1, 0.5, 0.8], method=method),
+            rtol=1e-10,
+        )
+
+
+def _plain_signed_quantiles(left_out, signed, w, quantiles):
+    n = int(w.sum())
+    out = np.empty((left_out.shape[0], len(quantiles)))
+    for q in range(left_out.shape[0]):
+        values = sorted(
+            v for j in range(len(w)) for v in [left_out[q, j] + signed[j]] * int(w[j])
+        )
+        for i, tau in enumerate(quantiles):
+            rank = math.ceil(tau * (n + 1)) if tau >= 0.5 else math.floor(tau * (n + 1))
+            out[q, i] = (
+                -np.inf if rank < 1 else np.inf if rank > n else values[rank - 1]
+            )
+    return out
+
+
+def test_jackknife_plus_quantiles_equal_a_plain_implementation(rng):
+    X, Y = _data(rng, n=25, n_outputs=1)
+    y = Y[:, 0]
+    w = rng.integers(1, 3, len(X)).astype(float)
+    h = 0.7
+    Q = rng.uniform(-2.5, 2.5, size=(6, 2))
+    model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
+    left_out = _refits(X, Y, w, Q, "gaussian", h)[:, :, 0]
+    loo = np.array(
+        [
+            NadarayaWatsonRegressor(bandwidth=h)
+            .fit(X, y, sample_weight=w - np.eye(len(X))[j])
+            .predict(X[j : j + 1])[0]
+            for j in range(len(X))
+        ]
+    )
+    quantiles = [0.01, 0.1, 0.5, 0.75, 0.99]  # 0.01 and 0.99: beyond the ranks
+    expected = _plain_signed_quantiles(left_out, y - loo, w, quantiles)
+    got = model.predict_quantiles(Q, quantiles)
+    assert_allclose(got, expected, rtol=1e-10)
+    assert np.all(np.isneginf(got[:, 0])) and np.all(np.isposinf(got[:, -1]))
+    cv = model.predict_quantiles(Q, quantiles, method="cv+")
+    assert cv.shape == got.shape and np.all(np.diff(cv, axis=1) >= 0)
+
+
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")  # the far query
+def test_quantile_method_is_the_attention_weighted_empirical_quantile(rng):
+    X, Y = _data(rng, n=30, n_outputs=2)
+    Y[:4] = Y[4]  # ties
+    w = rng.integers(1, 4, len(X)).astype(float)
+    Q = np.vstack([rng.uniform(-2, 2, size=(6, 2)), [[40.0, 0.0]]])
+    model = NadarayaWatsonRegressor(bandwidth=0.5).fit(X, Y, sample_weight=w)
+    p = model.attention_weights(Q)
+    quantiles = [0.05, 0.3, 0.5, 0.95]
+    expected = np.empty((len(Q), len(quantiles), 2))
+    for q in range(len(Q)):
+        for o in range(2):
+            order = sorted(range(len(X)), key=lambda j: Y[j, o])
+            for i, tau in enumerate(quantiles):
+                total = 0.0
+                for j in order:  # the smallest target whose cumulated weight >= tau
+                    total += p[q, j]
+                    if total >= tau * p[q].sum() - 1e-12:
+                        expected[q, i, o] = Y[j, o]
+                        break
+    got = model.predict_quantiles(Q, quantiles, method="quantile")
+    assert_allclose(got, expected, rtol=1e-12)
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+        for q in range(len(Q)):
+            reference = np.quantile(
+                Y[:, 0], quantiles, weights=p[q], method="inverted_cdf"
+            )
+            assert_allclose(got[q, :, 0], reference, rtol=1e-12)
+    bounds = model.predict_interval(Q, coverage=0.9, method="quantile")
+    assert_allclose(bounds, got[:, [0, 3]], rtol=1e-12)
+    # within the range of the targets (a far query: its nearest row's target)
+    assert np.all((got >= Y.min(axis=0)) & (got <= Y.max(axis=0)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_quantiles_shapes_dtypes_and_the_trend(rng):
+    X, Y = _data(rng, n=40, n_outputs=2)
+    Q = rng.uniform(-2, 2, size=(4, 2))
+    model = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y)
+    for method in ("jackknife+", "cv+", "quantile"):
+        assert model.predict_quantiles(Q, method=method).shape == (4, 3, 2)
+        assert model.predict_quantiles(Q, 0.5, method=method).shape == (4, 1, 2)
+        assert model.predict_interval(Q, method=method).shape == (4, 2, 2)
+    one = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y[:, 0].astype(np.float32))
+    assert one.predict_quantiles(Q, method="cv+").dtype == np.float32
+    # the trend is held fixed: it shifts the quantiles of its residuals' pooling
+    from skattn._trend import apply_trend
+
+    learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
+    fixed = NadarayaWatsonRegressor(bandwidth=learned.bandwidth_).fit(
+        X, learned._values[:, 0]
+    )
+    shift = apply_trend(learned._trend, Q)[:, 0]
+    for method in ("jackknife+", "cv+", "quantile"):
+        assert_allclose(
+            learned.predict_quantiles(Q, [0.2, 0.6], method=method),
+            fixed.predict_quantiles(Q, [0.2, 0.6], method=method) + shift[:, None],
+            rtol=1e-9,
+        )
+
+
+@pytest.mark.parametrize(
+    "quantiles", [0, 1, [0.5, 1.2], [], "0.5", [[0.1, 0.2]], [0.1, np.nan]]
+)
+def test_bad_quantiles(rng, quantiles):
+    X, Y = _data(rng)
+    model = NadarayaWatsonRegressor().fit(X, Y[:, 0])
+    with pytest.raises(ValueError, match="quantiles"):
+        model.predict_quantiles(X, quantiles)
+
+
+def test_bad_method_and_cv_plus_needs_two_rows(rng):
+    X, Y = _data(rng)
+    model = NadarayaWatsonRegressor().fit(X, Y[:, 0])
+    for call in (model.predict_interval, model.predict_quantiles):
+        with pytest.raises(ValueError, match="method must be one of"):
+            call(X, method="jackknife")
+    twice = NadarayaWatsonRegressor().fit([[0.0], [0.0]], [1.0, 1.0])
+    with pytest.raises(ValueError, match="two distinct training rows"):
+        twice.predict_interval([[0.0]], method="cv+")
+    assert_allclose(twice.predict_interval([[0.0]], coverage=0.5), [[1.0, 1.0]])
