@@ -45,7 +45,7 @@ model = NadarayaWatsonRegressor(bandwidth="cv").fit(X, y)
 # quantile method widens where the noise is large and narrows where it is small.
 methods = ["jackknife+", "cv+", "quantile"]
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=True)
-for ax, method in zip(axes, methods):
+for ax, method in zip(axes, methods, strict=True):
     bounds = model.predict_interval(grid, coverage=0.9, method=method)
     test_bounds = model.predict_interval(X_test, coverage=0.9, method=method)
     inside = (y_test >= test_bounds[:, 0]) & (y_test <= test_bounds[:, 1])
