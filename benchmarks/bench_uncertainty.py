@@ -5,6 +5,7 @@ intervals and gradient boosting's quantiles. Prints one table from one run.
     pip install ".[bench]"
     python benchmarks/bench_uncertainty.py            # panel data sets up to 1,500 rows
     python benchmarks/bench_uncertainty.py --quick    # diabetes and airquality only
+    python benchmarks/bench_uncertainty.py --datasets mpg Prestige
 
 On the regression data sets of the development panel (``bench_panel.py``'s data
 and preprocessing), 5-fold (KFold shuffle, random_state=0), 90 % intervals:
@@ -21,6 +22,9 @@ deviation, and seconds per fold (fit and intervals) for
 - MAPIE ``CrossConformalRegressor(method="plus", cv=LeaveOneOut())`` wrapping
   ``NadarayaWatsonRegressor`` at the bandwidth skattn chose (so both compute the
   same jackknife+: the bounds must agree), on data sets of at most 1,000 rows,
+- MAPIE's leave-one-out jackknife+ refitting ``AttentionRegressor()`` without each
+  row (metric and trend relearned), on data sets of at most 250 rows: how far the
+  fixed-metric interval is from the refitted one,
 - ``GaussianProcessRegressor`` (ARD RBF + white noise) ``return_std``, mean +- 1.645
   std, on data sets of at most 600 rows,
 - two ``HistGradientBoostingRegressor(loss="quantile")`` models (0.05 and 0.95).
@@ -44,6 +48,7 @@ from skattn import AttentionRegressor, NadarayaWatsonRegressor
 COVERAGE = 0.9
 MAX_ROWS = 1500
 MAPIE_ROWS = 1000
+MAPIE_LEARNED_ROWS = 250
 GP_ROWS = 600
 
 
@@ -73,11 +78,11 @@ def learned_intervals(A, y, B):
     return model.predict_interval(B, coverage=COVERAGE)
 
 
-def mapie_intervals(A, y, B, bandwidth):
+def mapie_intervals(A, y, B, estimator):
     from mapie.regression import CrossConformalRegressor
 
     wrapped = CrossConformalRegressor(
-        NadarayaWatsonRegressor(bandwidth=bandwidth),
+        estimator,
         confidence_level=COVERAGE,
         method="plus",
         cv=LeaveOneOut(),
@@ -127,10 +132,17 @@ def evaluate(name):
         )
         if n <= MAPIE_ROWS:
             start = time.perf_counter()
-            theirs = mapie_intervals(A, y_train, B, model.bandwidth_)
+            estimator = NadarayaWatsonRegressor(bandwidth=model.bandwidth_)
+            theirs = mapie_intervals(A, y_train, B, estimator)
             seconds = time.perf_counter() - start
             runs["MAPIE jackknife+ LOO (same NW)"] = (theirs, seconds)
             agreement = max(agreement, float(np.max(np.abs(theirs - bounds))))
+        if n <= MAPIE_LEARNED_ROWS:
+            start = time.perf_counter()
+            runs["MAPIE jackknife+ LOO refitting AttentionRegressor()"] = (
+                mapie_intervals(A, y_train, B, AttentionRegressor()),
+                time.perf_counter() - start,
+            )
         if n <= GP_ROWS:
             start = time.perf_counter()
             runs["GPR-ARD mean +- 1.645 std"] = (
@@ -152,8 +164,10 @@ def evaluate(name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--datasets", nargs="*")
     args = parser.parse_args()
     names = ["diabetes", "airquality"] if args.quick else list(REGRESSION)
+    names = args.datasets or names
     print(f"{COVERAGE:.0%} intervals, 5-fold: coverage, width (std of y), s per fold")
     print()
     print("| data set | n | method | coverage | width | seconds |")
@@ -168,14 +182,18 @@ def main():
         base = np.mean([r[2] for r in rows["skattn jackknife+ (NW cv)"]])
         at_bandwidth = rows["skattn jackknife+ at the chosen bandwidth"]
         fixed = np.mean([r[2] for r in at_bandwidth])
+        learned = rows["skattn jackknife+ (AttentionRegressor())"]
+        learned = np.mean([r[2] for r in learned])
         for label, values in rows.items():
             inside, width, seconds = np.mean(values, axis=0)
             ratio = "" if label.startswith("skattn") else f" ({seconds / base:.0f}x)"
-            if label.startswith("MAPIE"):
+            if label.startswith("MAPIE") and "NW" in label:
                 ratio = (
                     f" ({seconds / base:.0f}x NW cv, "
                     f"{seconds / fixed:.0f}x at the same bandwidth)"
                 )
+            elif label.startswith("MAPIE"):
+                ratio = f" ({seconds / learned:.0f}x skattn's AttentionRegressor())"
             print(
                 f"| {name} | {n} | {label} | {inside:.3f} | {width:.3f} | "
                 f"{seconds:.3f}{ratio} |",

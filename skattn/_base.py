@@ -31,7 +31,7 @@ from skattn._learning import (
     minimize_lbfgs,
 )
 from skattn._neighbors import CandidateKeys, check_neighbors
-from skattn._trend import apply_trend
+from skattn._trend import apply_logistic_trend, apply_trend, corrected_probabilities
 from skattn._uncertainty import (
     METHODS,
     interval_rows,
@@ -861,6 +861,11 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         """
         X, pooled = self._pool(X)
         dtype = X.dtype
+        trend = getattr(self, "_trend", None)
+        if trend is not None:
+            pooled, _ = corrected_probabilities(
+                np.asarray(pooled, dtype=np.float64), apply_logistic_trend(trend, X)
+            )
         proba = np.clip(pooled, 0.0, 1.0)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba.astype(dtype, copy=False)

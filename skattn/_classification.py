@@ -14,6 +14,7 @@ from skattn._base import (
 )
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn._trend import apply_logistic_trend, fit_logistic_trend
 from skattn.utils._docstring import fill_doc
 from skattn.utils._sklearn_compat import (
     Interval,
@@ -324,6 +325,21 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Weights of the classes, multiplying the sample weights (in the attention and
         in the loss).
 
+    trend : {"logistic"} or None, default="logistic"
+        "logistic": a multinomial logistic regression on the standardised features
+        (``C=1``, the sample and class weights) is fitted first, and the attention
+        pools the residuals of its probabilities, learned by the same
+        leave-one-out log loss: ``P(x) = pi(x) + t(x) sum_j p_j(x) (y_j -
+        pi(x_j))`` with ``t(x)`` the largest factor in [0, 1] that keeps every
+        class at or above a tenth of its logistic probability ``pi(x)`` (so the
+        probabilities stay in [0, 1] and the log loss finite). The classifier
+        counterpart of :class:`AttentionRegressor`'s linear trend: every bandwidth
+        infinite gives the logistic regression up to the classes' mean residuals,
+        and attention corrects it where its residuals vary. The trend's features
+        are clipped to their training range. On the development panel it lowers
+        the mean log loss from 0.318 to 0.260 (logistic regression alone 0.300).
+        None: the one-hot classes are pooled.
+
     n_neighbors : int, neighbours transformer or None, default=None
         Which training rows each query attends to in ``predict`` (learning uses
         them all, or the mini-batches of ``batch_size``), as in
@@ -408,7 +424,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
     >>> X, y = load_wine(return_X_y=True)
     >>> model = AttentionClassifier(metric="diagonal")
     >>> print(f"{cross_val_score(model, X, y).mean():.2f}")
-    0.96
+    0.98
     """
 
     _nonparametric = "NadarayaWatsonClassifier"
@@ -417,8 +433,9 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         **{
             name: constraint
             for name, constraint in AttentionRegressor._parameter_constraints.items()
-            if name != "trend"  # classes are pooled, not a trend's residuals
+            if name != "trend"
         },
+        "trend": [StrOptions({"logistic"}), None],
         "class_weight": _CLASS_WEIGHT,
     }
 
@@ -443,6 +460,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         random_state=None,
         verbose=0,
         class_weight=None,
+        trend="logistic",
         n_neighbors=None,
         n_jobs=None,
     ):
@@ -451,6 +469,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         self.kernel = kernel
         self.init = init
         self.alpha = alpha
+        self.trend = trend
         self.max_iter = max_iter
         self.tol = tol
         self.batch_size = batch_size
@@ -495,7 +514,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         >>> X, y = load_iris(return_X_y=True)
         >>> clf = AttentionClassifier(metric="diagonal").fit(X, y)
         >>> clf.feature_importances_.round(2)  # the petal features matter most
-        array([0.  , 0.02, 0.44, 0.53])
+        array([0.03, 0.08, 0.33, 0.57])
         """
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2
@@ -505,4 +524,21 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Y, sample_weight, unit = self._encode_classes(y, sample_weight, X.dtype)
         X_kept, Y_kept, w_kept = self._store_training_set(X, Y, sample_weight)
         unit_kept = None if unit is None else unit[sample_weight > 0]
-        return self._learn(X_kept, Y_kept, w_kept, loss="log", unit_weights=unit_kept)
+        self._trend = offset = offset_without = None
+        if self.trend == "logistic":
+            self._trend = fit_logistic_trend(X_kept, Y_kept, w_kept)
+            offset = apply_logistic_trend(self._trend, X_kept)
+            self._values = (Y_kept - offset).astype(self._values.dtype, copy=False)
+
+            def offset_without(j):
+                return apply_logistic_trend(self._trend, X_kept, without=j)
+
+        return self._learn(
+            X_kept,
+            Y_kept,
+            w_kept,
+            loss="log",
+            unit_weights=unit_kept,
+            offset=offset,
+            offset_without=offset_without,
+        )

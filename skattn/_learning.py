@@ -53,6 +53,7 @@ from skattn._engine import chunk_rows, map_slices, prepare_keys, weighted_mean
 from skattn._kernels import get_kernel
 from skattn._local import LocalConstant
 from skattn._losses import get_loss
+from skattn._trend import corrected_probabilities
 
 __all__ = [
     "EARLY_STOPPING_MIN_ROWS",
@@ -457,6 +458,9 @@ class LeaveOneOutObjective:
         self.targets = self.standardise_targets(Y)
         self.normaliser = self.loss.normaliser(self.targets, self.w)
         self.Y = self.residuals(self.targets, offset)
+        # the log loss scores the probabilities offset + pooled residuals (the
+        # squared error of pooled residuals is already that of offset + pooled)
+        self.offset_in_loss = self.loss.name == "log" and offset is not None
         self.center = weighted_mean(X, self.w)
         self.spread = self.metric.spread(weighted_spread(X, self.w))
         self.metric.setup(self.spread)
@@ -500,18 +504,20 @@ class LeaveOneOutObjective:
         (keys and queries) when given; with ``offset`` (targets' units, every
         row) in place of the objective's."""
         Y, w, values, design = self.Y, self.w, self.values, self.Z
+        targets = self.targets
         if offset is not None:
             Y = self.residuals(self.targets, offset)
             values = self.local.values(Y, self.Z)
         normaliser = self.loss.normaliser(self.targets, w)
         unit = self.unit_weights
         if rows is not None:
-            Z, Y, w, values, design = (
+            Z, Y, w, values, design, targets = (
                 Z[rows],
                 Y[rows],
                 w[rows],
                 values[rows],
                 design[rows],
+                targets[rows],
             )
             unit = None if unit is None else unit[rows]
             normaliser = self.loss.normaliser(self.targets[rows], w)
@@ -525,7 +531,26 @@ class LeaveOneOutObjective:
         )
         pooled = keys.pool(None, loo=True, n_jobs=self.n_jobs)
         predictions, _ = self.local.solve(pooled, design)
-        return self.loss.value(predictions, Y, w) / normaliser
+        return self.loss.value(*self.scored(predictions, Y, targets), w) / normaliser
+
+    def scored(self, predictions, Y, targets):
+        """What the loss compares: the pooled residuals and the residuals ``Y``,
+        or, for the log loss with an offset (the logistic trend), the trend's
+        probabilities corrected by the pooled residuals
+        (:func:`~skattn._trend.corrected_probabilities`) and the classes
+        ``targets``."""
+        if self.offset_in_loss:
+            return corrected_probabilities(predictions, targets - Y)[0], targets
+        return predictions, Y
+
+    def value_and_gradient(self, predictions, Y, targets, w):
+        """The loss of a chunk and its gradient with respect to the pooled values
+        (:meth:`scored`'s comparison)."""
+        if self.offset_in_loss:
+            probabilities, backward = corrected_probabilities(predictions, targets - Y)
+            value, G = self.loss.value_and_gradient(probabilities, targets, w)
+            return value, backward(G)
+        return self.loss.value_and_gradient(predictions, Y, w)
 
     def importance(self, params, max_rows=IMPORTANCE_MAX_ROWS, offset_without=None):
         """Drop-feature importance: how much the leave-one-out loss grows when a
@@ -639,7 +664,11 @@ class LeaveOneOutObjective:
         sq_buf = None if gaussian else np.empty((rows, n))
         M = self.metric.key_matrix(Z_keys, keys.z)
         products = None
-        if gaussian and isinstance(self.local, LocalConstant):
+        if (
+            gaussian
+            and isinstance(self.local, LocalConstant)
+            and _sums_by_gemm_pay(Y_keys.shape[1], M.shape[1])
+        ):
             # A never formed: its sums and A @ M come from the attention by GEMMs
             # (_constant_gaussian_terms), one pass over each chunk
             products = _key_products(Y_keys, M)
@@ -660,8 +689,8 @@ class LeaveOneOutObjective:
                 )
                 Zq = self.Z[chunk]
                 predictions, state = self.local.solve(pooled, Zq)
-                value, G = self.loss.value_and_gradient(
-                    predictions, self.Y[chunk], self.w[chunk]
+                value, G = self.value_and_gradient(
+                    predictions, self.Y[chunk], self.targets[chunk], self.w[chunk]
                 )
                 loss += value
 
@@ -693,6 +722,24 @@ class LeaveOneOutObjective:
                 row_part += terms[0]
                 cross += terms[1]
         return loss, row_part, col_sums, cross
+
+
+# The widest key-side matrix of _constant_gaussian_terms worth its GEMM, and the
+# most outputs: beyond them forming A (about seven passes over each chunk, and GEMMs
+# of widths n_outputs and n_columns) is cheaper. Measured at n = 2,000 on 2 cores:
+# 0.5-0.7x the time of forming A for one or two outputs up to width 66, 1.1-4.7x
+# from three outputs or width 99 on.
+GEMM_SUMS_MAX_WIDTH = 70
+GEMM_SUMS_MAX_OUTPUTS = 2
+
+
+def _sums_by_gemm_pay(n_outputs, n_columns):
+    """Whether the sums of ``A`` are cheaper by GEMMs of the attention (a key-side
+    matrix of width ``(n_outputs + 1)(n_columns + 1)``) than by forming ``A``."""
+    return (
+        n_outputs <= GEMM_SUMS_MAX_OUTPUTS
+        and (n_outputs + 1) * (n_columns + 1) <= GEMM_SUMS_MAX_WIDTH
+    )
 
 
 def _key_products(Y_keys, M):
@@ -752,6 +799,7 @@ class HeldOutLoss:
         self.w = np.asarray(sample_weight, dtype=np.float64)
         self.normaliser = objective.loss.normaliser(targets, self.w)
         self.Y = objective.residuals(targets, offset)
+        self.targets = targets
 
     def __call__(self, params):
         objective = self.objective
@@ -766,7 +814,8 @@ class HeldOutLoss:
             objective.metric.project(self.Z, params), n_jobs=objective.n_jobs
         )
         predictions, _ = objective.local.solve(pooled, self.Z)
-        return objective.loss.value(predictions, self.Y, self.w) / self.normaliser
+        scored = objective.scored(predictions, self.Y, self.targets)
+        return objective.loss.value(*scored, self.w) / self.normaliser
 
 
 # -- start values ----------------------------------------------------------------

@@ -23,12 +23,17 @@ trend 3.9.
 import numpy as np
 
 from skattn._bandwidth import weighted_spread
-from skattn._engine import weighted_mean
+from skattn._engine import softmax, weighted_mean
 from skattn._losses import get_loss, standardise_with, unstandardise
 
 __all__ = [
+    "TREND_C",
+    "TREND_KEEP",
     "TREND_RIDGE",
+    "apply_logistic_trend",
     "apply_trend",
+    "corrected_probabilities",
+    "fit_logistic_trend",
     "fit_trend",
     "trend_coefficients",
     "trend_without",
@@ -80,6 +85,108 @@ def fit_trend(X, Y, sample_weight, return_inverse=False):
         "z_mean": z_mean,
     }
     return (trend, inverse) if return_inverse else trend
+
+
+# The inverse penalty of the classifiers' logistic trend, per unit of mean sample
+# weight (LogisticRegression's C on standardised features).
+TREND_C = 1.0
+
+
+def fit_logistic_trend(X, Y, sample_weight):
+    """The weighted multinomial logistic regression of the one-hot classes ``Y`` on
+    the standardised features ``X`` (the classifiers' trend).
+
+    Returns a dict: ``center``, ``spread``, ``low`` and ``high`` as
+    :func:`fit_trend`, ``coef`` of shape (n_features, n_classes) and ``intercept``
+    of shape (n_classes,) of the logits (classes absent from ``Y``'s rows of
+    positive weight get a logit of -inf: probability 0). The weights act as
+    repetition (LogisticRegression's ``sample_weight``, with its penalty).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(X, dtype=np.float64)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    center = weighted_mean(X, w)
+    spread = weighted_spread(X, w)
+    Z = X / spread - center / spread
+    codes = np.argmax(Y, axis=1)
+    present = np.unique(codes)
+    n_features, n_classes = X.shape[1], Y.shape[1]
+    coef = np.zeros((n_features, n_classes))
+    intercept = np.full(n_classes, -np.inf)
+    if len(present) == 1:
+        intercept[present] = 0.0
+    else:
+        model = LogisticRegression(C=TREND_C, max_iter=1000)
+        model.fit(Z, codes, sample_weight=w)
+        if len(present) == 2:  # one logit: the second class against the first
+            coef[:, present[1]] = model.coef_[0]
+            intercept[present] = [0.0, model.intercept_[0]]
+        else:
+            coef[:, present] = model.coef_.T
+            intercept[present] = model.intercept_
+    return {
+        "center": center,
+        "spread": spread,
+        "low": Z.min(axis=0),
+        "high": Z.max(axis=0),
+        "coef": coef,
+        "intercept": intercept,
+    }
+
+
+def apply_logistic_trend(trend, X, without=None):
+    """The logistic trend's class probabilities at the rows ``X`` (float64, shape
+    (n_rows, n_classes), rows summing to 1), the features clipped to their
+    training range; ``without``: a feature whose coefficients are zeroed."""
+    X = np.asarray(X, dtype=np.float64)
+    Z = X / trend["spread"] - trend["center"] / trend["spread"]
+    Z = np.clip(Z, trend["low"], trend["high"])
+    coef = trend["coef"]
+    if without is not None:
+        coef = coef.copy()
+        coef[without] = 0.0
+    with np.errstate(invalid="ignore"):
+        logits = Z @ coef + trend["intercept"]
+    logits[:, ~np.isfinite(trend["intercept"])] = -np.inf
+    return softmax(logits, axis=1)
+
+
+# Where the pooled residuals would take a class below this share of its logistic
+# probability, the whole correction of that row is scaled back until it does not.
+TREND_KEEP = 0.1
+
+
+def corrected_probabilities(pooled, prior, keep=TREND_KEEP):
+    """The logistic trend's probabilities ``prior`` corrected by the pooled
+    residuals ``pooled`` (rows summing to 0): ``prior + t * pooled`` with the
+    largest ``t`` in [0, 1] that keeps every class at or above ``keep`` times its
+    prior. Rows then sum to 1 and lie in [0, 1].
+
+    Returns the probabilities and ``backward(G)``, which maps the gradient ``G``
+    of a loss with respect to the probabilities to the one with respect to
+    ``pooled`` (``t`` depends on ``pooled`` through the class that binds it).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(pooled < 0, (1.0 - keep) * prior / -pooled, np.inf)
+    binding = np.argmin(room, axis=1)
+    rows = np.arange(len(pooled))
+    t = np.minimum(1.0, room[rows, binding])
+    scaled = t < 1.0
+    probabilities = prior + t[:, None] * pooled
+
+    def backward(G):
+        out = t[:, None] * G
+        # t = (1 - keep) prior_k / -pooled_k for the binding class k:
+        # dt/dpooled_k = t / -pooled_k
+        if scaled.any():
+            r = rows[scaled]
+            k = binding[scaled]
+            along = np.einsum("ij,ij->i", G[scaled], pooled[scaled])
+            out[r, k] += along * t[scaled] / -pooled[r, k]
+        return out
+
+    return probabilities, backward
 
 
 def trend_without(trend, inverse, j):

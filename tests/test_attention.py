@@ -54,6 +54,26 @@ def test_gradient_matches_finite_differences(rng, metric, k, kernel, weights, ou
     assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
 
 
+@pytest.mark.parametrize("metric, k", METRICS)
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_gradient_sums_by_gemm_equal_those_of_the_formed_terms(
+    rng, monkeypatch, metric, k, outputs
+):
+    # the Gaussian Nadaraya-Watson gradient takes the sums of A from GEMMs of the
+    # attention (skattn._learning._constant_gaussian_terms) where they pay; forming
+    # A gives the same loss and gradient
+    import skattn._learning as learning
+
+    X, Y = _data(rng, outputs=outputs)
+    w = rng.integers(1, 4, len(X)).astype(float)  # own copies in leave-one-out
+    x0 = rng.normal(size=_objective(X, Y, w, "gaussian", metric, k).n_params) * 0.3
+    by_gemm = _objective(X, Y, w, "gaussian", metric, k)(x0)
+    monkeypatch.setattr(learning, "GEMM_SUMS_MAX_WIDTH", 0)
+    formed = _objective(X, Y, w, "gaussian", metric, k)(x0)
+    np.testing.assert_allclose(by_gemm[0], formed[0], rtol=1e-12)
+    np.testing.assert_allclose(by_gemm[1], formed[1], rtol=1e-9, atol=1e-12)
+
+
 def _plain_loo_loss(X, Y, w, kernel, bandwidth):
     residual = leave_one_out(X, Y, kernel, bandwidth, w) - Y
     tss = (w[:, None] * (Y - np.average(Y, axis=0, weights=w)) ** 2).sum()

@@ -195,6 +195,94 @@ def test_log_loss_gradient_matches_finite_differences(rng, metric, k, kernel, we
     np.testing.assert_allclose(obj(x0)[0] - 0.01 * x0 @ x0, plain, rtol=1e-10)
 
 
+@pytest.mark.parametrize("metric, k", METRICS)
+@pytest.mark.parametrize("weights", ["none", "class"])
+def test_log_loss_gradient_with_the_logistic_trend(rng, metric, k, weights):
+    from skattn._trend import apply_logistic_trend, fit_logistic_trend
+
+    X, y = _data(rng)
+    Y = _onehot(y, np.unique(y))
+    w, unit = np.ones(len(X)), None
+    if weights == "class":
+        unit = np.array([0.5, 1.0, 2.5])[y]
+        w = rng.integers(1, 4, len(X)) * unit
+    prior = apply_logistic_trend(fit_logistic_trend(X, Y, w), X)
+    obj = LeaveOneOutObjective(
+        X,
+        Y,
+        w,
+        kernel="gaussian",
+        metric=metric,
+        n_components=k,
+        alpha=0.01,
+        n_jobs=None,
+        loss="log",
+        unit_weights=unit,
+        offset=prior,
+    )
+    # small bandwidths: the correction binds (scaled back) for some rows
+    for scale in (0.3, 1.5):
+        x0 = rng.normal(size=obj.n_params) * 0.3 + scale
+        error = check_grad(lambda p: obj(p)[0], lambda p: obj(p)[1], x0)
+        assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
+
+
+def test_corrected_probabilities_stay_above_a_share_of_the_prior(rng):
+    from scipy.optimize import approx_fprime
+
+    from skattn._trend import TREND_KEEP, corrected_probabilities
+
+    prior = rng.dirichlet(np.ones(4), size=50)
+    pooled = rng.normal(size=(50, 4)) * 0.3
+    pooled -= pooled.mean(axis=1, keepdims=True)  # pooled residuals sum to 0
+    P, backward = corrected_probabilities(pooled, prior)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(P >= TREND_KEEP * prior - 1e-15)
+    free = np.all(prior + pooled >= TREND_KEEP * prior, axis=1)
+    assert 0 < free.sum() < 50
+    np.testing.assert_allclose(P[free], (prior + pooled)[free], rtol=1e-12)
+    # backward is the vector-Jacobian product
+    G = rng.normal(size=(50, 4))
+    for i in range(50):
+
+        def f(r, i=i):
+            return corrected_probabilities(r[None], prior[i : i + 1])[0][0] @ G[i]
+
+        numeric = approx_fprime(pooled[i], f, 1e-7)
+        np.testing.assert_allclose(backward(G)[i], numeric, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_logistic_trend_is_sklearns_logistic_regression(rng):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(rng, n=60)
+    w = rng.integers(1, 4, len(X)).astype(float)
+    # standardised as the repeated rows (ddof=1), as the trend does
+    repeated = np.repeat(X, w.astype(int), axis=0)
+    Z = (X - repeated.mean(axis=0)) / repeated.std(axis=0, ddof=1)
+    reference = LogisticRegression().fit(Z, y, sample_weight=w).predict_proba(Z)
+    clf = AttentionClassifier(max_iter=5).fit(X, y, sample_weight=w)
+    from skattn._trend import apply_logistic_trend
+
+    np.testing.assert_allclose(
+        apply_logistic_trend(clf._trend, X), reference, rtol=1e-4, atol=1e-6
+    )
+    # every bandwidth infinite: the trend corrected by the classes' mean residual
+    # (the loss is flat there: one iteration stays)
+    far = AttentionClassifier(init=np.full(X.shape[1], 1e8), max_iter=1, alpha=0.0)
+    proba = far.fit(X, y, sample_weight=w).predict_proba(X)
+    mean_residual = np.average(_onehot(y, np.unique(y)) - reference, axis=0, weights=w)
+    np.testing.assert_allclose(proba, reference + mean_residual, atol=1e-4)
+    # binary classes, and a class absent from the rows of positive weight
+    y2 = (y > 0).astype(int)
+    two = AttentionClassifier(max_iter=3).fit(X, y2).predict_proba(X)
+    assert two.shape == (len(X), 2) and np.all(two > 0)
+    w0 = np.where(y == 2, 0.0, 1.0)
+    absent = AttentionClassifier(max_iter=3).fit(X, y, sample_weight=w0)
+    assert np.all(absent.predict_proba(X)[:, 2] == 0.0)
+
+
 def test_squared_loss_of_one_hot_values_is_the_regressor_loo(rng):
     # the shared objective: the same pooling, the loss only differs
     X, y = _data(rng, n=20)
@@ -357,6 +445,7 @@ def test_early_stopping_holds_out_a_stratified_share():
     clf = AttentionClassifier(
         early_stopping=True,
         validation_fraction=0.25,
+        trend=None,  # the held-out rows then attend as a NW classifier's queries
         random_state=0,
         callback=lambda bandwidth, n_iter: seen.append(bandwidth.copy()),
     ).fit(X, y)
