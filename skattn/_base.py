@@ -542,10 +542,11 @@ class _PredictionIntervalMixin:
         _, (_, stats) = self._pool(X, return_stats=True)
         return np.asarray(stats[:, 1], dtype=np.float64)
 
-    def _dense_keys(self):
+    def _dense_keys(self, residuals=True):
         """The head as dense attention over every training row, its keys
         prepared with the targets (float64), the leave-one-out residuals and
-        their variance inflation over the noise's, ``1 + 1 / n_effective``."""
+        their variance inflation over the noise's, ``1 + 1 / n_effective`` (None
+        without ``residuals``)."""
         dense = self._heads[0].as_dense()
         values = np.asarray(self._values, dtype=np.float64)
         keys = dense.prepare(values, np.float64)
@@ -554,6 +555,8 @@ class _PredictionIntervalMixin:
                 "Intervals and standard errors need a total sample weight above 1: "
                 f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
             )
+        if not residuals:
+            return dense, keys, values, None, None
         loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
         # Var(y_j - y_hat_{-j}) = sigma_j^2 (1 + 1 / n_effective_j)
         inflation = 1.0 + 1.0 / stats[:, 1]
@@ -624,7 +627,10 @@ class _PredictionIntervalMixin:
         and the dense head."""
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
-        dense, keys, values, residuals, _ = self._dense_keys()
+        # only jackknife+ needs the leave-one-out residuals
+        dense, keys, values, residuals, _ = self._dense_keys(
+            residuals=method == "jackknife+"
+        )
         return dense, make_method(method, keys, values, residuals)
 
     def _with_trend(self, X, bounds):

@@ -776,11 +776,11 @@ def _constant_gaussian_terms(P, G, predictions, Y_keys, M, products, own):
     col = np.einsum("oj,jo->j", CP[:o], Y_keys) - CP[o]
     has = np.flatnonzero(own >= 0)
     if has.size:
-        j = own[has]  # distinct: one query per key
+        j = own[has]
         a = P[has, j] * (np.einsum("io,io->i", C[has], Y_keys[j]) - u[has])
         row_sums[has] -= a
         AM[has] -= a[:, None] * M[j]
-        col[j] -= a
+        np.subtract.at(col, j, a)  # (a key may be the own of two queries)
     return row_sums, AM, col
 
 

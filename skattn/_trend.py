@@ -87,8 +87,8 @@ def fit_trend(X, Y, sample_weight, return_inverse=False):
     return (trend, inverse) if return_inverse else trend
 
 
-# The inverse penalty of the classifiers' logistic trend, per unit of mean sample
-# weight (LogisticRegression's C on standardised features).
+# The inverse penalty of the classifiers' logistic trend: LogisticRegression's C on
+# the standardised features, the sample (and class) weights as given.
 TREND_C = 1.0
 
 

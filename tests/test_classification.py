@@ -156,6 +156,22 @@ def test_cv_bandwidth_minimises_the_leave_one_out_log_loss(rng, kernel):
         assert chosen <= _plain_loo_log_loss(X, Y, w, kernel, factor * scott) + 1e-9
 
 
+def _log_objective(X, Y, w, kernel, metric, k, unit, offset=None):
+    return LeaveOneOutObjective(
+        X,
+        Y,
+        w,
+        kernel=kernel,
+        metric=metric,
+        n_components=k,
+        alpha=0.01,
+        n_jobs=None,
+        loss="log",
+        unit_weights=unit,
+        offset=offset,
+    )
+
+
 @pytest.mark.parametrize("metric, k", METRICS)
 @pytest.mark.parametrize("kernel", ["gaussian", "exponential"])
 @pytest.mark.parametrize("weights", ["none", "integer", "class"])
@@ -168,18 +184,7 @@ def test_log_loss_gradient_matches_finite_differences(rng, metric, k, kernel, we
     elif weights == "class":
         unit = np.array([0.5, 1.0, 2.5])[y]
         w = rng.integers(1, 4, len(X)) * unit
-    obj = LeaveOneOutObjective(
-        X,
-        Y,
-        w,
-        kernel=kernel,
-        metric=metric,
-        n_components=k,
-        alpha=0.01,
-        n_jobs=None,
-        loss="log",
-        unit_weights=unit,
-    )
+    obj = _log_objective(X, Y, w, kernel, metric, k, unit)
     x0 = rng.normal(size=obj.n_params) * 0.3
     error = check_grad(lambda p: obj(p)[0], lambda p: obj(p)[1], x0)
     assert error / np.linalg.norm(obj(x0)[1]) < 1e-5
@@ -207,19 +212,7 @@ def test_log_loss_gradient_with_the_logistic_trend(rng, metric, k, weights):
         unit = np.array([0.5, 1.0, 2.5])[y]
         w = rng.integers(1, 4, len(X)) * unit
     prior = apply_logistic_trend(fit_logistic_trend(X, Y, w), X)
-    obj = LeaveOneOutObjective(
-        X,
-        Y,
-        w,
-        kernel="gaussian",
-        metric=metric,
-        n_components=k,
-        alpha=0.01,
-        n_jobs=None,
-        loss="log",
-        unit_weights=unit,
-        offset=prior,
-    )
+    obj = _log_objective(X, Y, w, "gaussian", metric, k, unit, offset=prior)
     # small bandwidths: the correction binds (scaled back) for some rows
     for scale in (0.3, 1.5):
         x0 = rng.normal(size=obj.n_params) * 0.3 + scale

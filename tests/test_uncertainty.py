@@ -44,6 +44,18 @@ def test_leave_one_out_at_queries_equals_refits(rng, kernel):
     assert_allclose(left_out, _refits(X, Y, w, Q, kernel, h), rtol=1e-10, atol=1e-12)
 
 
+def _plain_loo(X, y, w, h):
+    """Each training row's prediction from NW refitted without one copy of it."""
+    return np.array(
+        [
+            NadarayaWatsonRegressor(bandwidth=h)
+            .fit(X, y, sample_weight=w - np.eye(len(X))[j])
+            .predict(X[j : j + 1])[0]
+            for j in range(len(X))
+        ]
+    )
+
+
 def _plain_jackknife_plus(left_out, residuals, w, coverage):
     alpha = 1 - coverage
     n = int(w.sum())
@@ -75,14 +87,7 @@ def test_jackknife_plus_equals_a_plain_implementation(rng, coverage):
     Q = rng.uniform(-2.5, 2.5, size=(7, 2))
     model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
     left_out = _refits(X, Y, w, Q, "gaussian", h)[:, :, 0]
-    loo = np.array(
-        [
-            NadarayaWatsonRegressor(bandwidth=h)
-            .fit(X, y, sample_weight=w - np.eye(len(X))[j])
-            .predict(X[j : j + 1])[0]
-            for j in range(len(X))
-        ]
-    )
+    loo = _plain_loo(X, y, w, h)
     expected = _plain_jackknife_plus(left_out, np.abs(y - loo), w, coverage)
     assert_allclose(model.predict_interval(Q, coverage=coverage), expected, rtol=1e-10)
 
@@ -367,14 +372,7 @@ def test_jackknife_plus_quantiles_equal_a_plain_implementation(rng):
     Q = rng.uniform(-2.5, 2.5, size=(6, 2))
     model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
     left_out = _refits(X, Y, w, Q, "gaussian", h)[:, :, 0]
-    loo = np.array(
-        [
-            NadarayaWatsonRegressor(bandwidth=h)
-            .fit(X, y, sample_weight=w - np.eye(len(X))[j])
-            .predict(X[j : j + 1])[0]
-            for j in range(len(X))
-        ]
-    )
+    loo = _plain_loo(X, y, w, h)
     quantiles = [0.01, 0.1, 0.5, 0.75, 0.99]  # 0.01 and 0.99: beyond the ranks
     expected = _plain_signed_quantiles(left_out, y - loo, w, quantiles)
     got = model.predict_quantiles(Q, quantiles)
