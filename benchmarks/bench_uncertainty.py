@@ -18,7 +18,8 @@ deviation, and seconds per fold (fit and intervals) for
   time includes the fit and its bandwidth search, and "jackknife+ at the chosen
   bandwidth" is the same interval without the search (what MAPIE is given),
 - ``AttentionRegressor().predict_interval`` (jackknife+ of the learned metric and
-  trend, held fixed; its time includes the fit),
+  trend, held fixed; its time includes the fit), and ``LocalLinearRegressor()``'s
+  (leave-one-out local moments, each local line solved again),
 - MAPIE ``CrossConformalRegressor(method="plus", cv=LeaveOneOut())`` wrapping
   ``NadarayaWatsonRegressor`` at the bandwidth skattn chose (so both compute the
   same jackknife+: the bounds must agree), on data sets of at most 1,000 rows,
@@ -43,7 +44,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.model_selection import KFold, LeaveOneOut
 
-from skattn import AttentionRegressor, NadarayaWatsonRegressor
+from skattn import AttentionRegressor, LocalLinearRegressor, NadarayaWatsonRegressor
 
 COVERAGE = 0.9
 MAX_ROWS = 1500
@@ -128,6 +129,11 @@ def evaluate(name):
         start = time.perf_counter()
         runs["skattn jackknife+ (AttentionRegressor())"] = (
             learned_intervals(A, y_train, B),
+            time.perf_counter() - start,
+        )
+        start = time.perf_counter()
+        runs["skattn jackknife+ (LocalLinearRegressor())"] = (
+            LocalLinearRegressor().fit(A, y_train).predict_interval(B, COVERAGE),
             time.perf_counter() - start,
         )
         if n <= MAPIE_ROWS:

@@ -503,10 +503,11 @@ def _warn_low_support(estimator, n_effective, what):
         )
 
 
-class _PredictionIntervalMixin:
-    """``predict_interval``, ``predict(return_std=True)`` and ``n_effective`` of
-    the regressors that pool their training targets (Nadaraya-Watson, learned
-    metrics), from the same dense pooling (:mod:`skattn._uncertainty`)."""
+class _IntervalMixin:
+    """``predict_interval``, ``predict_quantiles`` and ``n_effective`` of the
+    regressors whose pooling knows its leave-one-out predictions at any query
+    (:mod:`skattn._uncertainty`); ``_interval_method(method)`` gives the dense head
+    and the method's object."""
 
     def n_effective(self, X):
         """The effective number of training rows each query attends to.
@@ -541,97 +542,6 @@ class _PredictionIntervalMixin:
         """
         _, (_, stats) = self._pool(X, return_stats=True)
         return np.asarray(stats[:, 1], dtype=np.float64)
-
-    def _dense_keys(self, residuals=True):
-        """The head as dense attention over every training row, its keys
-        prepared with the targets (float64), the leave-one-out residuals and
-        their variance inflation over the noise's, ``1 + 1 / n_effective`` (None
-        without ``residuals``)."""
-        dense = self._heads[0].as_dense()
-        values = np.asarray(self._values, dtype=np.float64)
-        keys = dense.prepare(values, np.float64)
-        if float((keys.w / keys.unit).sum()) <= 1.0:
-            raise ValueError(
-                "Intervals and standard errors need a total sample weight above 1: "
-                f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
-            )
-        if not residuals:
-            return dense, keys, values, None, None
-        loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
-        # Var(y_j - y_hat_{-j}) = sigma_j^2 (1 + 1 / n_effective_j)
-        inflation = 1.0 + 1.0 / stats[:, 1]
-        return dense, keys, values, values - loo, inflation
-
-    def predict(self, X, return_std=False):
-        """Predict by attention pooling of the training targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features)
-            Query rows.
-
-        return_std : bool, default=False
-            Also return the standard error of each prediction (of the fitted
-            mean, not of a new observation), as
-            :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does:
-            ``sqrt(sum_i p_i(x)^2 sigma^2(x_i))`` with the noise variance at each
-            training row estimated by pooling the other rows' squared
-            leave-one-out residuals with the same attention. Computed with dense
-            attention over every training row (whatever ``n_neighbors``).
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, within their
-            range, in the dtype of ``y`` as fitted (float64, or float32 for a
-            float32 ``y``), whatever the dtype of ``X``.
-
-        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            The standard errors; only with ``return_std=True``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skattn import NadarayaWatsonRegressor
-        >>> X = np.array([[0.0], [1.0], [3.0]])
-        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
-        >>> model.predict([[0.5], [3.0]]).round(3)
-        array([0.561, 2.735])
-        >>> _, std = model.predict([[0.5], [3.0]], return_std=True)
-        >>> bool(np.all(std > 0))
-        True
-        """
-        if not return_std:
-            return super().predict(X)
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, keys, values, residuals, inflation = self._dense_keys()
-        # the noise variance at each row: the other rows' squared residuals, each
-        # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
-        # pooled
-        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
-        variances = variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
-        predictions, std, n_effective = map_query_chunks(
-            _std_task, X, self.n_jobs, dense, keys, variances
-        )
-        _warn_low_support(self, n_effective, "predict")
-        dtype = self._values.dtype
-        predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
-        std = std.astype(dtype, copy=False)
-        if self._y_1d:
-            return predictions[:, 0], std[:, 0]
-        return predictions, std
-
-    def _interval_method(self, method):
-        """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)
-        and the dense head."""
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
-        # only jackknife+ needs the leave-one-out residuals
-        dense, keys, values, residuals, _ = self._dense_keys(
-            residuals=method == "jackknife+"
-        )
-        return dense, make_method(method, keys, values, residuals)
 
     def _with_trend(self, X, bounds):
         """Bounds or quantiles of the pooled values (n_queries, k, n_outputs) in the
@@ -797,6 +707,103 @@ class _PredictionIntervalMixin:
         )
         _warn_low_support(self, n_effective, "predict_quantiles")
         return self._with_trend(X, values)
+
+
+class _PredictionIntervalMixin(_IntervalMixin):
+    """The intervals, quantiles and ``predict(return_std=True)`` of the regressors
+    that pool their training targets (Nadaraya-Watson, learned metrics), from the
+    same dense pooling (:mod:`skattn._uncertainty`)."""
+
+    def _dense_keys(self, residuals=True):
+        """The head as dense attention over every training row, its keys
+        prepared with the targets (float64), the leave-one-out residuals and
+        their variance inflation over the noise's, ``1 + 1 / n_effective`` (None
+        without ``residuals``)."""
+        dense = self._heads[0].as_dense()
+        values = np.asarray(self._values, dtype=np.float64)
+        keys = dense.prepare(values, np.float64)
+        if float((keys.w / keys.unit).sum()) <= 1.0:
+            raise ValueError(
+                "Intervals and standard errors need a total sample weight above 1: "
+                f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
+            )
+        if not residuals:
+            return dense, keys, values, None, None
+        loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
+        # Var(y_j - y_hat_{-j}) = sigma_j^2 (1 + 1 / n_effective_j)
+        inflation = 1.0 + 1.0 / stats[:, 1]
+        return dense, keys, values, values - loo, inflation
+
+    def predict(self, X, return_std=False):
+        """Predict by attention pooling of the training targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        return_std : bool, default=False
+            Also return the standard error of each prediction (of the fitted
+            mean, not of a new observation), as
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does:
+            ``sqrt(sum_i p_i(x)^2 sigma^2(x_i))`` with the noise variance at each
+            training row estimated by pooling the other rows' squared
+            leave-one-out residuals with the same attention. Computed with dense
+            attention over every training row (whatever ``n_neighbors``).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            Attention-weighted averages of the training targets, within their
+            range, in the dtype of ``y`` as fitted (float64, or float32 for a
+            float32 ``y``), whatever the dtype of ``X``.
+
+        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            The standard errors; only with ``return_std=True``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattn import NadarayaWatsonRegressor
+        >>> X = np.array([[0.0], [1.0], [3.0]])
+        >>> model = NadarayaWatsonRegressor(bandwidth=1.0).fit(X, [0.0, 1.0, 3.0])
+        >>> model.predict([[0.5], [3.0]]).round(3)
+        array([0.561, 2.735])
+        >>> _, std = model.predict([[0.5], [3.0]], return_std=True)
+        >>> bool(np.all(std > 0))
+        True
+        """
+        if not return_std:
+            return super().predict(X)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        dense, keys, values, residuals, inflation = self._dense_keys()
+        # the noise variance at each row: the other rows' squared residuals, each
+        # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
+        # pooled
+        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
+        variances = variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
+        predictions, std, n_effective = map_query_chunks(
+            _std_task, X, self.n_jobs, dense, keys, variances
+        )
+        _warn_low_support(self, n_effective, "predict")
+        dtype = self._values.dtype
+        predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
+        std = std.astype(dtype, copy=False)
+        if self._y_1d:
+            return predictions[:, 0], std[:, 0]
+        return predictions, std
+
+    def _interval_method(self, method):
+        """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)
+        and the dense head."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+        # only jackknife+ needs the leave-one-out residuals
+        dense, keys, values, residuals, _ = self._dense_keys(
+            residuals=method == "jackknife+"
+        )
+        return dense, make_method(method, keys, values, residuals)
 
 
 class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):

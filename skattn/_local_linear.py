@@ -18,6 +18,7 @@ from skattn._base import (
     SUBSAMPLE_ADVICE,
     AttentionHead,
     _AttentionPoolingRegressor,
+    _IntervalMixin,
     warn_quadratic,
 )
 from skattn._engine import map_query_chunks, weighted_mean
@@ -29,6 +30,7 @@ from skattn._learning import (
 )
 from skattn._local import LocalLinear
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
+from skattn._uncertainty import METHODS, CVPlus, JackknifePlus, LocalLinearQuantiles
 from skattn.utils._docstring import fill_doc
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
@@ -59,7 +61,7 @@ _DESIGN_LIMIT = 1e150
 
 
 @fill_doc
-class LocalLinearRegressor(_AttentionPoolingRegressor):
+class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
     """Local-linear kernel regression: attention pooling of local least squares.
 
     At each query ``q`` the training rows get attention weights ``p_i(q)`` from a
@@ -528,6 +530,47 @@ class LocalLinearRegressor(_AttentionPoolingRegressor):
         """The stored rows in the design's units: the moments' ``x`` columns."""
         o = self._values.shape[1]
         return self._moments[:, o : o + self.n_features_in_]
+
+    def _interval_method(self, method):
+        """The dense head and the interval method's object: leave-one-out (or
+        fold-out) moments at the queries, each solved for its local fit (the
+        bandwidths, the design's units and the ridge held fixed)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+        dense = self._heads[0].as_dense()
+        keys = dense.prepare(self._moments, np.float64)
+        if float((keys.w / keys.unit).sum()) <= 1.0:
+            raise ValueError(
+                "Intervals need a total sample weight above 1: leaving a row out "
+                f"must leave another; got {float(keys.w.sum())!r}."
+            )
+        Y = np.asarray(self._values, dtype=np.float64)
+        if method == "jackknife+":
+            loo = self._leave_one_out_predict(dense)
+            return dense, JackknifePlus(keys, self._moments, Y - loo, self._solve_at)
+        if method == "cv+":
+            return dense, CVPlus(keys, self._moments, Y, self._solve_at)
+        return dense, LocalLinearQuantiles(keys, self._moments, self._moved_targets)
+
+    def _solve_at(self, pooled, queries):
+        """The local fits' predictions from pooled moments of shape (n_queries, k,
+        n_moments) at the query rows (data units): (n_queries, k, n_outputs)."""
+        m, k, n_moments = pooled.shape
+        Dq = np.repeat(self._design(np.asarray(queries, dtype=np.float64)), k, axis=0)
+        predictions, _ = self._local.solve(pooled.reshape(m * k, n_moments), Dq)
+        return predictions.reshape(m, k, -1)
+
+    def _moved_targets(self, pooled, queries):
+        """The training targets moved along each query's local line to the query,
+        ``y_j - b(q).(x_j - q)`` in design units: (n_queries, n_keys, n_outputs)."""
+        Y = np.asarray(self._values, dtype=np.float64)
+        fit = self._local.fit(pooled, Y.shape[1])
+        Dq = self._design(np.asarray(queries, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):
+            along = np.einsum("nd,mdo->mno", self._key_design, fit.slopes)
+            along -= np.einsum("md,mdo->mo", Dq, fit.slopes)[:, None, :]
+        along[~np.isfinite(along)] = 0.0  # as predict: the local constant
+        return Y[None] - along
 
     def _leave_one_out_predict(self, head=None):
         """Leave-one-out predictions of the stored rows (every row as keys),

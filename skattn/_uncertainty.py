@@ -62,6 +62,7 @@ __all__ = [
     "interval_rows",
     "jackknife_plus",
     "leave_one_out_at_queries",
+    "LocalLinearQuantiles",
     "make_method",
     "plus_quantiles",
     "quantile_rows",
@@ -280,14 +281,25 @@ def weighted_quantiles(weights, values, quantiles):
     return out
 
 
+def _pooled_targets(pooled, queries):
+    """Nadaraya-Watson: the pooled values are the predictions."""
+    return pooled
+
+
 class _Plus:
     """Jackknife+ or CV+ at the queries: the left-out predictions (method's own)
-    and the signed residuals of the training rows."""
+    and the signed residuals of the training rows.
 
-    def __init__(self, keys, values, residuals):
+    ``solve(pooled, queries)`` maps pooled values of shape (n_queries, k,
+    n_values) to predictions (n_queries, k, n_outputs): the identity for
+    Nadaraya-Watson, the local fits for local-linear pooling (its values the local
+    moments)."""
+
+    def __init__(self, keys, values, residuals, solve=_pooled_targets):
         self.keys = keys
         self.values = values
         self.residuals = residuals
+        self.solve = solve
         self.counts = keys.w / keys.unit
 
     def interval(self, queries, coverage):
@@ -311,32 +323,35 @@ class JackknifePlus(_Plus):
         _, left_out, n_effective = leave_one_out_at_queries(
             self.keys, self.values, queries
         )
-        return left_out, n_effective
+        return self.solve(left_out, queries), n_effective
 
 
 class CVPlus(_Plus):
     """Predictions without each fold (:func:`fold_out_at_queries`); the
     residuals are those of each training row's prediction without its fold."""
 
-    def __init__(self, keys, values, n_folds=CV_FOLDS):
-        self.folds = cv_folds(keys.raw, values, n_folds)
+    def __init__(self, keys, values, targets=None, solve=_pooled_targets):
+        targets = values if targets is None else targets
+        self.folds = cv_folds(keys.raw, targets, CV_FOLDS)
         n_folds = int(self.folds.max()) + 1
         self.fold_keys = []
-        residuals = np.empty_like(values)
+        residuals = np.empty_like(targets)
         for k in range(n_folds):
             inside = self.folds == k
             outside = keys.subset(~inside, values[~inside])
             self.fold_keys.append(outside)
-            residuals[inside] = values[inside] - outside.pool(
-                keys.raw[inside], n_jobs=1
+            queries = keys.raw[inside]
+            pooled = outside.pool(queries, n_jobs=1)
+            residuals[inside] = (
+                targets[inside] - solve(pooled[:, None, :], queries)[:, 0]
             )
-        super().__init__(keys, values, residuals)
+        super().__init__(keys, values, residuals, solve)
 
     def left_out(self, queries):
         out, n_effective = fold_out_at_queries(
             self.keys, self.fold_keys, self.values, self.folds, queries
         )
-        return out[:, self.folds, :], n_effective
+        return self.solve(out, queries)[:, self.folds, :], n_effective
 
 
 class AttentionQuantiles:
@@ -358,10 +373,44 @@ class AttentionQuantiles:
         return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
 
 
+class LocalLinearQuantiles:
+    """Quantiles of the targets moved along each query's local line,
+    ``y_j - b(q).(x_j - q)``, weighted by the attention (the local-linear
+    counterpart of :class:`AttentionQuantiles`: their weighted mean is the
+    local-linear prediction). ``shifted(pooled, queries)`` gives those values,
+    (n_queries, n_keys, n_outputs), from the pooled moments."""
+
+    def __init__(self, keys, values, shifted):
+        self.keys = keys
+        self.values = values
+        self.shifted = shifted
+
+    def quantiles(self, queries, quantiles):
+        pooled, weights, stats = self.keys.pool(
+            queries, return_weights=True, return_stats=True, n_jobs=1
+        )
+        values = self.shifted(pooled, queries)
+        n_queries, n_keys, n_outputs = values.shape
+        out = np.empty((n_queries, len(quantiles), n_outputs))
+        for o in range(n_outputs):
+            order = np.argsort(values[:, :, o], axis=1, kind="stable")
+            ordered = np.take_along_axis(values[:, :, o], order, axis=1)
+            cumulative = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+            total = cumulative[:, -1:]
+            for i, tau in enumerate(quantiles):
+                position = np.sum(cumulative < tau * total, axis=1).clip(max=n_keys - 1)
+                out[:, i, o] = ordered[np.arange(n_queries), position]
+        return out, stats[:, 1]
+
+    def interval(self, queries, coverage):
+        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
+
+
 def make_method(method, keys, values, loo_residuals):
-    """The interval method object of a ``method`` name (:data:`METHODS`):
-    ``keys`` the dense keys prepared with ``values`` (float64), ``loo_residuals``
-    the signed leave-one-out residuals of the training rows."""
+    """The interval method object of a ``method`` name (:data:`METHODS`) for
+    Nadaraya-Watson pooling: ``keys`` the dense keys prepared with ``values``
+    (float64), ``loo_residuals`` the signed leave-one-out residuals of the
+    training rows."""
     if method == "jackknife+":
         return JackknifePlus(keys, values, loo_residuals)
     if method == "cv+":

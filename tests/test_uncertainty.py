@@ -463,3 +463,101 @@ def test_bad_method_and_cv_plus_needs_two_rows(rng):
     with pytest.raises(ValueError, match="two distinct training rows"):
         twice.predict_interval([[0.0]], method="cv+")
     assert_allclose(twice.predict_interval([[0.0]], coverage=0.5), [[1.0, 1.0]])
+
+
+# -- local-linear ----------------------------------------------------------------
+
+
+def _ll_data(rng, n=30):
+    X = rng.uniform(-2, 2, size=(n, 2))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
+def test_local_linear_jackknife_plus_equals_refits(rng):
+    from skattn import LocalLinearRegressor
+
+    # ridge=0: each local fit is plain weighted least squares, whatever the units
+    X, y = _ll_data(rng)
+    w = rng.integers(1, 3, len(X)).astype(float)
+    h = np.array([0.9, 1.3])
+    Q = np.vstack([rng.uniform(-2, 2, size=(5, 2)), [[2.5, -2.5]]])
+    model = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X, y, sample_weight=w)
+    left_out = np.empty((len(Q), len(X)))
+    loo = np.empty(len(X))
+    for j in range(len(X)):
+        refit = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(
+            X, y, sample_weight=w - np.eye(len(X))[j]
+        )
+        left_out[:, j] = refit.predict(Q)
+        loo[j] = refit.predict(X[j : j + 1])[0]
+    for coverage in (0.5, 0.9):
+        expected = _plain_jackknife_plus(left_out, np.abs(y - loo), w, coverage)
+        got = model.predict_interval(Q, coverage=coverage)
+        assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
+    expected = _plain_signed_quantiles(left_out, y - loo, w, [0.1, 0.5, 0.9])
+    assert_allclose(model.predict_quantiles(Q, [0.1, 0.5, 0.9]), expected, rtol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
+def test_local_linear_cv_plus_equals_refits(rng):
+    from skattn import LocalLinearRegressor
+
+    X, y = _ll_data(rng, n=40)
+    h = np.array([1.0, 1.2])
+    Q = rng.uniform(-2, 2, size=(6, 2))
+    model = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X, y)
+    folds = cv_folds(X, y[:, None])
+    left_out = np.empty((len(Q), len(X)))
+    at_rows = np.empty(len(X))
+    for k in np.unique(folds):
+        out = folds != k
+        refit = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X[out], y[out])
+        left_out[:, folds == k] = refit.predict(Q)[:, None]
+        at_rows[folds == k] = refit.predict(X[folds == k])
+    expected = _plain_jackknife_plus(
+        left_out, np.abs(y - at_rows), np.ones(len(X)), 0.8
+    )
+    got = model.predict_interval(Q, coverage=0.8, method="cv+")
+    assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_local_linear_quantiles_move_the_targets_along_the_local_line(rng):
+    from skattn import LocalLinearRegressor
+
+    X, y = _ll_data(rng, n=40)
+    h = np.array([0.8, 1.0])
+    Q = rng.uniform(-1.5, 1.5, size=(5, 2))
+    model = LocalLinearRegressor(bandwidth=h).fit(X, y)
+    p = NadarayaWatsonRegressor(bandwidth=h).fit(X, y).attention_weights(Q)
+    slopes = model.marginal_effects(Q)
+    quantiles = [0.05, 0.5, 0.9]
+    got = model.predict_quantiles(Q, quantiles, method="quantile")
+    for q in range(len(Q)):
+        moved = y - (X - Q[q]) @ slopes[q]
+        order = np.argsort(moved)
+        cumulative = np.cumsum(p[q, order])
+        for i, tau in enumerate(quantiles):
+            expected = moved[order][np.searchsorted(cumulative, tau - 1e-12)]
+            assert_allclose(got[q, i], expected, rtol=1e-8)
+        # their attention-weighted mean is the local-linear prediction
+        assert_allclose(p[q] @ moved, model.predict(Q[q : q + 1])[0], rtol=1e-8)
+
+
+def test_local_linear_interval_shapes_and_errors(rng):
+    from skattn import LocalLinearRegressor
+
+    X, y = _ll_data(rng, n=40)
+    Y = np.column_stack([y, -y])
+    Q = rng.uniform(-2, 2, size=(4, 2))
+    model = LocalLinearRegressor(bandwidth=1.0).fit(X, Y)
+    for method in ("jackknife+", "cv+", "quantile"):
+        bounds = model.predict_interval(Q, method=method)
+        assert bounds.shape == (4, 2, 2) and np.all(bounds[:, 0] <= bounds[:, 1])
+        assert model.predict_quantiles(Q, method=method).shape == (4, 3, 2)
+    one = LocalLinearRegressor(bandwidth=1.0).fit(X, y.astype(np.float32))
+    assert one.predict_interval(Q).dtype == np.float32
+    assert model.n_effective(Q).shape == (4,)
+    with pytest.raises(ValueError, match="method must be one of"):
+        model.predict_interval(Q, method="bootstrap")
