@@ -365,8 +365,9 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         Learned projection of the features (metric "full").
 
     feature_importances_ : ndarray of shape (n_features,)
-        Drop-feature importance of the learned metric (the growth of the
-        leave-one-out log loss when the feature is left out of the distances),
+        Drop-feature importance of the learned model (the growth of the
+        leave-one-out log loss when the feature is left out of the distances and,
+        with the logistic trend, its coefficients are zeroed in the trend),
         normalised to sum to 1, as in :class:`AttentionRegressor`.
 
     n_iter_ : int

@@ -16,6 +16,12 @@ and a query with a feature far outside (diamonds recorded with zero dimensions) 
 carried off by the linear coefficients: on the development panel's diamonds, linear
 extrapolation gave one such test row a log price of -0.3 against 9.8, the clipped
 trend 3.9.
+
+``AttentionClassifier(trend="logistic")`` has the classifiers' counterpart: a
+multinomial logistic regression ``pi`` on the standardised (and clipped) features,
+whose probability residuals ``y_j - pi(x_j)`` the attention pools;
+:func:`corrected_probabilities` adds them back, scaled down where a class would
+fall below ``TREND_KEEP`` of its logistic probability.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
