@@ -543,6 +543,25 @@ class _IntervalMixin:
         _, (_, stats) = self._pool(X, return_stats=True)
         return np.asarray(stats[:, 1], dtype=np.float64)
 
+    def _dense_interval_keys(self, values):
+        """The head as dense attention over every training row and its keys
+        prepared with ``values`` (float64); a total weight of one row or less
+        leaves nothing when a row is left out, and is refused."""
+        dense = self._heads[0].as_dense()
+        keys = dense.prepare(values, np.float64)
+        if float((keys.w / keys.unit).sum()) <= 1.0:
+            raise ValueError(
+                "Intervals and standard errors need a total sample weight above 1: "
+                f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
+            )
+        return dense, keys
+
+    def _checked_method(self, method):
+        """``_interval_method(method)`` of a valid ``method`` name."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+        return self._interval_method(method)
+
     def _with_trend(self, X, bounds):
         """Bounds or quantiles of the pooled values (n_queries, k, n_outputs) in the
         targets' units: shifted by the fixed trend, finite ones clipped to the
@@ -625,7 +644,7 @@ class _IntervalMixin:
             )
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, interval_method = self._interval_method(method)
+        dense, interval_method = self._checked_method(method)
         bounds, n_effective = map_query_chunks(
             _interval_task, X, self.n_jobs, dense, interval_method, float(coverage)
         )
@@ -696,7 +715,7 @@ class _IntervalMixin:
             )
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, interval_method = self._interval_method(method)
+        dense, interval_method = self._checked_method(method)
         values, n_effective = map_query_chunks(
             _quantile_task,
             X,
@@ -719,14 +738,8 @@ class _PredictionIntervalMixin(_IntervalMixin):
         prepared with the targets (float64), the leave-one-out residuals and
         their variance inflation over the noise's, ``1 + 1 / n_effective`` (None
         without ``residuals``)."""
-        dense = self._heads[0].as_dense()
         values = np.asarray(self._values, dtype=np.float64)
-        keys = dense.prepare(values, np.float64)
-        if float((keys.w / keys.unit).sum()) <= 1.0:
-            raise ValueError(
-                "Intervals and standard errors need a total sample weight above 1: "
-                f"leaving a row out must leave another; got {float(keys.w.sum())!r}."
-            )
+        dense, keys = self._dense_interval_keys(values)
         if not residuals:
             return dense, keys, values, None, None
         loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
@@ -797,8 +810,6 @@ class _PredictionIntervalMixin(_IntervalMixin):
     def _interval_method(self, method):
         """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)
         and the dense head."""
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
         # only jackknife+ needs the leave-one-out residuals
         dense, keys, values, residuals, _ = self._dense_keys(
             residuals=method == "jackknife+"

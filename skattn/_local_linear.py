@@ -30,7 +30,7 @@ from skattn._learning import (
 )
 from skattn._local import LocalLinear
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
-from skattn._uncertainty import METHODS, CVPlus, JackknifePlus, LocalLinearQuantiles
+from skattn._uncertainty import CVPlus, JackknifePlus, LocalLinearQuantiles
 from skattn.utils._docstring import fill_doc
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
@@ -535,15 +535,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         """The dense head and the interval method's object: leave-one-out (or
         fold-out) moments at the queries, each solved for its local fit (the
         bandwidths, the design's units and the ridge held fixed)."""
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
-        dense = self._heads[0].as_dense()
-        keys = dense.prepare(self._moments, np.float64)
-        if float((keys.w / keys.unit).sum()) <= 1.0:
-            raise ValueError(
-                "Intervals need a total sample weight above 1: leaving a row out "
-                f"must leave another; got {float(keys.w.sum())!r}."
-            )
+        dense, keys = self._dense_interval_keys(self._moments)
         Y = np.asarray(self._values, dtype=np.float64)
         if method == "jackknife+":
             loo = self._leave_one_out_predict(dense)

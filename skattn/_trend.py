@@ -51,6 +51,30 @@ __all__ = [
 TREND_RIDGE = 1e-2
 
 
+def _standardised_features(X, w):
+    """The weighted standardisation of ``X`` (divided before centring: no overflow
+    near the float64 limit) and the trends' feature entries: ``center``,
+    ``spread`` and the standardised training range ``low``, ``high``."""
+    X = np.asarray(X, dtype=np.float64)
+    center = weighted_mean(X, w)
+    spread = weighted_spread(X, w)
+    Z = X / spread - center / spread
+    features = {
+        "center": center,
+        "spread": spread,
+        "low": Z.min(axis=0),
+        "high": Z.max(axis=0),
+    }
+    return Z, features
+
+
+def _clipped_features(trend, X):
+    """Rows standardised as the trend's training rows, clipped to their range."""
+    X = np.asarray(X, dtype=np.float64)
+    Z = X / trend["spread"] - trend["center"] / trend["spread"]
+    return np.clip(Z, trend["low"], trend["high"])
+
+
 def fit_trend(X, Y, sample_weight, return_inverse=False):
     """The weighted ridge regression of ``Y`` (2-D) on ``X``, on standardised
     features and targets (no overflow for data near the float64 limit).
@@ -62,12 +86,9 @@ def fit_trend(X, Y, sample_weight, return_inverse=False):
     :meth:`~skattn._losses.SquaredLoss.target_map`). With ``return_inverse``, also
     the inverse of the penalised Gram matrix, for :func:`trend_without`.
     """
-    X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     w = np.asarray(sample_weight, dtype=np.float64)
-    center = weighted_mean(X, w)
-    spread = weighted_spread(X, w)
-    Z = X / spread - center / spread
+    Z, features = _standardised_features(X, w)
     first, second, mean = target = get_loss("squared").target_map(Y, w)
     T = standardise_with(Y, target)
     total = w.sum()
@@ -79,10 +100,7 @@ def fit_trend(X, Y, sample_weight, return_inverse=False):
     inverse = np.linalg.inv(gram)
     coef = inverse @ (Zc.T @ (w[:, None] * (T - t_mean)))
     trend = {
-        "center": center,
-        "spread": spread,
-        "low": Z.min(axis=0),
-        "high": Z.max(axis=0),
+        **features,
         "coef": coef,
         "intercept": t_mean - z_mean @ coef,
         "first": first,
@@ -110,11 +128,8 @@ def fit_logistic_trend(X, Y, sample_weight):
     """
     from sklearn.linear_model import LogisticRegression
 
-    X = np.asarray(X, dtype=np.float64)
     w = np.asarray(sample_weight, dtype=np.float64)
-    center = weighted_mean(X, w)
-    spread = weighted_spread(X, w)
-    Z = X / spread - center / spread
+    Z, features = _standardised_features(X, w)
     codes = np.argmax(Y, axis=1)
     present = np.unique(codes)
     n_features, n_classes = X.shape[1], Y.shape[1]
@@ -131,23 +146,14 @@ def fit_logistic_trend(X, Y, sample_weight):
         else:
             coef[:, present] = model.coef_.T
             intercept[present] = model.intercept_
-    return {
-        "center": center,
-        "spread": spread,
-        "low": Z.min(axis=0),
-        "high": Z.max(axis=0),
-        "coef": coef,
-        "intercept": intercept,
-    }
+    return {**features, "coef": coef, "intercept": intercept}
 
 
 def apply_logistic_trend(trend, X, without=None):
     """The logistic trend's class probabilities at the rows ``X`` (float64, shape
     (n_rows, n_classes), rows summing to 1), the features clipped to their
     training range; ``without``: a feature whose coefficients are zeroed."""
-    X = np.asarray(X, dtype=np.float64)
-    Z = X / trend["spread"] - trend["center"] / trend["spread"]
-    Z = np.clip(Z, trend["low"], trend["high"])
+    Z = _clipped_features(trend, X)
     coef = trend["coef"]
     if without is not None:
         coef = coef.copy()
@@ -209,9 +215,7 @@ def trend_without(trend, inverse, j):
 def apply_trend(trend, X):
     """The trend at the rows ``X``, in the units of the targets (float64, shape
     (n_rows, n_outputs)); finite for every finite ``X``."""
-    X = np.asarray(X, dtype=np.float64)
-    Z = X / trend["spread"] - trend["center"] / trend["spread"]
-    Z = np.clip(Z, trend["low"], trend["high"])
+    Z = _clipped_features(trend, X)
     T = Z @ trend["coef"] + trend["intercept"]
     with np.errstate(over="ignore"):
         out = unstandardise(T, (trend["first"], trend["second"], trend["mean"]))

@@ -269,16 +269,24 @@ def weighted_quantiles(weights, values, quantiles):
     cumulated weight (values in increasing order) reaches ``tau`` of the row's
     total. Returns an array of shape (n_queries, n_quantiles, n_outputs).
     """
-    n_queries, n_keys = weights.shape
-    out = np.empty((n_queries, len(quantiles), values.shape[1]))
+    out = np.empty((weights.shape[0], len(quantiles), values.shape[1]))
     for o in range(values.shape[1]):
         order = np.argsort(values[:, o], kind="stable")
-        cumulative = np.cumsum(weights[:, order], axis=1)
-        total = cumulative[:, -1:]
-        for i, tau in enumerate(quantiles):
-            position = np.sum(cumulative < tau * total, axis=1).clip(max=n_keys - 1)
-            out[:, i, o] = values[order[position], o]
+        positions = _inverted_cdf_positions(weights[:, order], quantiles)
+        out[:, :, o] = values[order[positions], o]
     return out
+
+
+def _inverted_cdf_positions(ordered_weights, quantiles):
+    """For weights of shape (n_queries, n_keys) in the order of increasing
+    values: the position of the first value whose cumulated weight reaches
+    ``tau`` of the row's total, for each ``tau``: shape (n_queries, n_quantiles)."""
+    cumulative = np.cumsum(ordered_weights, axis=1)
+    total = cumulative[:, -1:]
+    last = ordered_weights.shape[1] - 1
+    return np.column_stack(
+        [np.sum(cumulative < tau * total, axis=1).clip(max=last) for tau in quantiles]
+    )
 
 
 def _pooled_targets(pooled, queries):
@@ -390,16 +398,14 @@ class LocalLinearQuantiles:
             queries, return_weights=True, return_stats=True, n_jobs=1
         )
         values = self.shifted(pooled, queries)
-        n_queries, n_keys, n_outputs = values.shape
-        out = np.empty((n_queries, len(quantiles), n_outputs))
-        for o in range(n_outputs):
+        out = np.empty((values.shape[0], len(quantiles), values.shape[2]))
+        for o in range(values.shape[2]):
             order = np.argsort(values[:, :, o], axis=1, kind="stable")
             ordered = np.take_along_axis(values[:, :, o], order, axis=1)
-            cumulative = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
-            total = cumulative[:, -1:]
-            for i, tau in enumerate(quantiles):
-                position = np.sum(cumulative < tau * total, axis=1).clip(max=n_keys - 1)
-                out[:, i, o] = ordered[np.arange(n_queries), position]
+            positions = _inverted_cdf_positions(
+                np.take_along_axis(weights, order, axis=1), quantiles
+            )
+            out[:, :, o] = np.take_along_axis(ordered, positions, axis=1)
         return out, stats[:, 1]
 
     def interval(self, queries, coverage):
@@ -407,17 +413,15 @@ class LocalLinearQuantiles:
 
 
 def make_method(method, keys, values, loo_residuals):
-    """The interval method object of a ``method`` name (:data:`METHODS`) for
-    Nadaraya-Watson pooling: ``keys`` the dense keys prepared with ``values``
-    (float64), ``loo_residuals`` the signed leave-one-out residuals of the
-    training rows."""
+    """The interval method object of a ``method`` name (one of :data:`METHODS`,
+    checked by the estimators) for Nadaraya-Watson pooling: ``keys`` the dense
+    keys prepared with ``values`` (float64), ``loo_residuals`` the signed
+    leave-one-out residuals of the training rows."""
     if method == "jackknife+":
         return JackknifePlus(keys, values, loo_residuals)
     if method == "cv+":
         return CVPlus(keys, values)
-    if method == "quantile":
-        return AttentionQuantiles(keys, values)
-    raise ValueError(f"method must be one of {METHODS}; got method={method!r}.")
+    return AttentionQuantiles(keys, values)
 
 
 def interval_rows(queries, method, coverage):
