@@ -11,6 +11,7 @@ from scipy.optimize import minimize_scalar
 from sklearn import get_config
 
 from skattn._engine import chunk_rows, map_slices, prepare_keys
+from skattn._fastmath import exp_inplace
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
 
@@ -222,7 +223,7 @@ class _LeaveOneOutError:
                     # exp is many times slower where it underflows; with the row
                     # maximum at 0, a logit below log(tiny) + 8 weighs nothing.
                     np.maximum(e, self.logit_floor, out=e)
-                np.exp(e, out=e)
+                exp_inplace(e)
                 pooled = keys.finish_chunk(
                     e,
                     np.arange(c.start, c.stop),

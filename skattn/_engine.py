@@ -41,6 +41,7 @@ from sklearn.utils import gen_even_slices
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from skattn._fastmath import exp_inplace, exp_pool, exp_pool_applies
 from skattn._kernels import get_kernel
 
 __all__ = [
@@ -105,7 +106,7 @@ def softmax(logits, axis=-1, out=None, row_max=None):
         row_max = np.max(logits, axis=axis, keepdims=True)
     row_max[~np.isfinite(row_max)] = 0.0
     out = np.subtract(logits, row_max, out=out)
-    np.exp(out, out=out)
+    exp_inplace(out)
     total = np.sum(out, axis=axis, keepdims=True)
     total[total == 0] = 1.0
     return np.divide(out, total, out=out)
@@ -233,6 +234,12 @@ class PreparedKeys:
         values_aug[:, :-1] = np.ldexp(values, -self.values_exponent)
         values_aug[:, -1] = 1.0
         self.values_aug = values_aug
+        # The values transposed for the fused exp-and-pool, where it applies.
+        self.values_t = (
+            np.ascontiguousarray(values_aug.T)
+            if exp_pool_applies(dtype, values_aug.shape[1])
+            else None
+        )
         self.values_min = values.min(axis=0, initial=np.inf)
         self.values_max = values.max(axis=0, initial=-np.inf)
         self.tiny = np.sqrt(np.finfo(dtype).tiny)
@@ -374,6 +381,32 @@ class PreparedKeys:
             has = np.flatnonzero(own >= 0)
             e[has, own[has]] = np.exp(self.self_log_w[own[has]])
         pooled = e @ self.values_aug
+        result = self._finish_pooled(pooled, e, own, sq_rows, inexact)
+        if normalize:
+            e /= pooled[:, -1:]
+        return result
+
+    def pool_logits(self, logits, sq_rows, inexact=None):
+        """Pool one chunk from its ``logits`` (:meth:`logits`; overwritten), outside
+        leave-one-out mode: :meth:`finish_chunk`'s result without the weights.
+
+        With the compiled helpers (float64, at most 7 outputs), ``exp`` and the pooled
+        sums run fused, the weights never written (:func:`skattn._fastmath.exp_pool`);
+        otherwise as :meth:`finish_chunk` does.
+        """
+        if self.values_t is None:
+            if self.logit_floor is not None:
+                np.maximum(logits, self.logit_floor, out=logits)
+            e = exp_inplace(logits)
+            return self.finish_chunk(e, None, sq_rows, inexact=inexact)
+        pooled = exp_pool(logits, self.values_t)
+        return self._finish_pooled(pooled, None, None, sq_rows, inexact)
+
+    def _finish_pooled(self, pooled, e, own, sq_rows, inexact):
+        """The pooled values of a chunk from its pooled sums (the normaliser last):
+        rows whose normaliser underflowed, is zero or is not finite, and those flagged
+        ``inexact``, are recomputed exactly (their weights written into ``e`` when it
+        is given); ``pooled`` then holds normaliser 1 on those rows."""
         norm = pooled[:, -1]
         ok = (norm >= self.tiny) & np.isfinite(norm)
         if inexact is not None:
@@ -388,36 +421,41 @@ class PreparedKeys:
                 None if own is None else own[bad],
                 self.self_log_w,
                 proxy=proxy,
-            ).astype(e.dtype, copy=False)
-            e[bad] = exact
+            ).astype(self.dtype, copy=False)
+            if e is not None:
+                e[bad] = exact
             norm[bad] = 1.0
             pooled[bad] = exact @ self.values_aug
         result = pooled[:, :-1].astype(self.values_dtype)
         result /= norm[:, None]
         result = np.ldexp(result, self.values_exponent, out=result)
         np.clip(result, self.values_min, self.values_max, out=result)
-        if normalize:
-            e /= norm[:, None]
         return result
 
-    def unnormalised_weights(self, qz, out, sq_out=None):
-        """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``.
+    def logits(self, qz, out, sq_out=None):
+        """Write the logits ``log K + log w`` of the queries ``qz`` over the keys into
+        ``out`` and return it.
 
-        The logits ``log K + log w`` are at most 0 (the softmax shift is their provable
-        upper bound, see the module's notes). For the Gaussian kernel they come straight
-        out of one GEMM; other kernels go through the scaled squared distances, which
-        are kept in ``sq_out`` when it is given. Returns ``out``.
+        They are at most 0 (the softmax shift is their provable upper bound, see the
+        module's notes); ``-inf`` outside a compact kernel's support. For the Gaussian
+        kernel they come straight out of one GEMM; other kernels go through the scaled
+        squared distances, which are kept in ``sq_out`` when it is given.
         """
         if self.kernel.gemm_logits:
-            np.matmul(_augment_queries(qz), self.aug_t, out=out)
-        else:
-            sq = self.squared_distances(qz, out if sq_out is None else sq_out)
-            self.kernel.log_kernel(sq, out)
-            if not self.uniform:
-                out += self.log_w
+            return np.matmul(_augment_queries(qz), self.aug_t, out=out)
+        sq = self.squared_distances(qz, out if sq_out is None else sq_out)
+        self.kernel.log_kernel(sq, out)
+        if not self.uniform:
+            out += self.log_w
+        return out
+
+    def unnormalised_weights(self, qz, out, sq_out=None):
+        """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``
+        (:meth:`logits`; ``sq_out`` as there). Returns ``out``."""
+        self.logits(qz, out, sq_out)
         if self.logit_floor is not None:
             np.maximum(out, self.logit_floor, out=out)
-        return np.exp(out, out=out)
+        return exp_inplace(out)
 
     def exact_rows(self, qz, q_raw):
         """The ``sq_rows`` of :func:`finish_chunk` for a chunk of queries: the exact
@@ -485,16 +523,22 @@ class PreparedKeys:
         return result if len(result) > 1 else out
 
     def _pool_chunk(self, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out):
-        e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
-        self.unnormalised_weights(qz, e)
         own = np.arange(s.start, s.stop) if loo else None
         inexact = self.distance_error_bound(qz) > self.max_distance_error
+        inexact = inexact if inexact.any() else None
+        sq_rows = self.exact_rows(qz, self.raw[s] if loo else queries_raw)
+        if weights_out is None and stats_out is None and not loo:
+            logits = self.logits(qz, buffer[: s.stop - s.start])
+            out[s] = self.pool_logits(logits, sq_rows, inexact)
+            return
+        e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
+        self.unnormalised_weights(qz, e)
         out[s] = self.finish_chunk(
             e,
             own,
-            self.exact_rows(qz, self.raw[s] if loo else queries_raw),
+            sq_rows,
             normalize=weights_out is not None or stats_out is not None,
-            inexact=inexact if inexact.any() else None,
+            inexact=inexact,
         )
         if stats_out is not None:
             stats_out[s] = self.statistics(e, own)

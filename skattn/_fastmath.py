@@ -1,0 +1,105 @@
+"""exp in place, and exp fused with pooling: compiled where built, NumPy otherwise.
+
+The query-by-key logits go through ``exp`` once per entry; on processors without
+AVX-512, NumPy's float64 ``exp`` is a scalar libm call per element and takes most of a
+predict's time. The optional extension ``_skattn_speedups`` (src/_skattn_speedups.c,
+built at install where a C compiler is present) is a vectorised version within 1 ulp
+of libm's, with libm's own results for underflow, overflow and NaN. Everything else
+(float32, which NumPy vectorises itself, and strided or read-only arrays) goes to
+``numpy.exp``. The same extension fuses ``exp`` with the pooled sums
+(:func:`exp_pool`): the weights are never written, which saves two passes over the
+query-by-key matrix of a predict.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import os
+
+import numpy as np
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from _skattn_speedups import exp as _compiled_exp
+    from _skattn_speedups import exp_pool as _compiled_exp_pool
+    from _skattn_speedups import instruction_set as _instruction_set
+except ImportError:  # pragma: no cover
+    _compiled_exp = _compiled_exp_pool = _instruction_set = None
+
+#: Most columns (outputs and the normaliser) the fused exp-and-pool takes.
+EXP_POOL_MAX_COLUMNS = 8
+
+#: Whether the compiled helpers are in use: built, and not switched off by the
+#: environment variable ``SKATTN_DISABLE_COMPILED`` (set to any non-empty value).
+COMPILED = _compiled_exp is not None and not os.environ.get("SKATTN_DISABLE_COMPILED")
+
+
+def exp_code_path():
+    """Name the code path :func:`exp_inplace` takes for float64 arrays.
+
+    Returns
+    -------
+    path : str
+        ``"compiled (avx2+fma)"``, ``"compiled (generic)"`` or ``"numpy"``.
+    """
+    if not COMPILED:
+        return "numpy"
+    return f"compiled ({_instruction_set()})"
+
+
+def exp_inplace(a, compiled=None):
+    """Write ``exp(a)`` into ``a`` and return it.
+
+    Parameters
+    ----------
+    a : ndarray
+        A writable floating point array.
+    compiled : bool, default=None
+        Use the compiled exp where it applies (None: whenever it was built); False
+        forces ``numpy.exp`` (for tests).
+
+    Returns
+    -------
+    a : ndarray
+        The same array, now holding ``exp`` of its former values.
+    """
+    if compiled is None:
+        compiled = COMPILED
+    if (
+        compiled
+        and a.dtype == np.float64
+        and a.dtype.isnative
+        and a.flags.c_contiguous
+        and a.flags.writeable
+    ):
+        _compiled_exp(a)
+        return a
+    return np.exp(a, out=a)
+
+
+def exp_pool_applies(dtype, n_columns):
+    """Whether :func:`exp_pool` runs compiled for this working dtype and number of
+    pooled columns (the values and the normaliser)."""
+    return COMPILED and dtype == np.float64 and n_columns <= EXP_POOL_MAX_COLUMNS
+
+
+def exp_pool(logits, values_t):
+    """Pool ``exp(logits)`` over the keys, by the compiled, fused kernel.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_queries, n_keys)
+        float64 logits, at most 0 (``-inf`` allowed), C-contiguous.
+    values_t : ndarray of shape (n_columns, n_keys)
+        The values by column, C-contiguous float64, ``n_columns`` at most
+        ``EXP_POOL_MAX_COLUMNS`` (see :func:`exp_pool_applies`).
+
+    Returns
+    -------
+    pooled : ndarray of shape (n_queries, n_columns)
+        ``exp(logits) @ values_t.T``, with weights below ``numpy.finfo(float).tiny``
+        (logits below -708.39) counted as 0, and NaN in the last column of a row
+        whose logits hold a NaN or a value above 709 (the engine's exact path takes
+        such rows).
+    """
+    pooled = np.empty((logits.shape[0], values_t.shape[0]))
+    _compiled_exp_pool(logits, values_t, pooled)
+    return pooled

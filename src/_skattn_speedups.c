@@ -1,0 +1,408 @@
+/*
+ * _skattn_speedups: a vectorised float64 exp for skattn's engine.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * Almost all of a Nadaraya-Watson predict is exp over the query-by-key logits. NumPy's
+ * float64 exp is a scalar libm call per element on processors without AVX-512 (about
+ * 10 ns where it is not underflowing), while the GEMMs around it run at a fraction of a
+ * nanosecond per entry. This file holds one routine, exp over a float64 buffer in place,
+ * written so that the compiler vectorises it (AVX2 + FMA where the processor has them,
+ * chosen at run time; SSE2 / NEON otherwise):
+ *
+ *   x = k ln2 + r, |r| <= ln2 / 2, k = round(x / ln2)     (Cody-Waite, two-part ln2)
+ *   exp(r) = its Taylor polynomial of degree 13            (truncation < 5e-18 relative)
+ *   exp(x) = 2^k exp(r)                                    (2^k built in the exponent bits)
+ *
+ * Measured against glibc: at most 1 ulp away, 0.06 ulp on average. Inputs outside
+ * [-708.5, 709] (where 2^k leaves the normal range) and NaN go to libm's exp, so
+ * underflow to subnormals and zero, overflow to inf, and NaN are exactly libm's.
+ * The package imports this module when it was built and uses numpy.exp otherwise
+ * (skattn/_fastmath.py); the results agree to 1 ulp either way.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_MSC_VER)
+#define SKATTN_RESTRICT __restrict
+#else
+#define SKATTN_RESTRICT restrict
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SKATTN_X86_DISPATCH 1
+#endif
+
+#define FAST_LOW (-708.5)
+#define FAST_HIGH 709.0
+#define BLOCK 512
+
+static inline uint64_t as_bits(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline double from_bits(uint64_t u) {
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+#if defined(__GNUC__)
+#define SKATTN_INLINE static inline __attribute__((always_inline))
+#else
+#define SKATTN_INLINE static __forceinline
+#endif
+
+/* exp(x) for x in [FAST_LOW, FAST_HIGH] (meaningless elsewhere). */
+SKATTN_INLINE double fast_exp(double x) {
+    const double inv_ln2 = 1.4426950408889634;
+    const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double ln2_hi = 0.693147180369123816490; /* 32 bits of ln 2 */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double kd = x * inv_ln2 + shift;
+    uint64_t k = as_bits(kd);
+    kd -= shift;
+    double r = (x - kd * ln2_hi) - kd * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* the low bits of k hold round(x / ln2): shifted into the exponent */
+    return p * from_bits((k << 52) + as_bits(1.0));
+}
+
+/* exp of a[0..n) into out[0..n); returns nonzero when some a[i] lies outside
+   [FAST_LOW, FAST_HIGH] or is NaN (those out[i] are then meaningless). */
+SKATTN_INLINE int exp_block_impl(const double *SKATTN_RESTRICT a,
+                                 double *SKATTN_RESTRICT out, Py_ssize_t n) {
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = a[i];
+        bad |= !(x >= FAST_LOW) | !(x <= FAST_HIGH);
+        out[i] = fast_exp(x);
+    }
+    return bad;
+}
+
+static int exp_block_generic(const double *SKATTN_RESTRICT a,
+                             double *SKATTN_RESTRICT out, Py_ssize_t n) {
+    return exp_block_impl(a, out, n);
+}
+
+#ifdef SKATTN_X86_DISPATCH
+__attribute__((target("avx2,fma"))) static int
+exp_block_avx2(const double *SKATTN_RESTRICT a, double *SKATTN_RESTRICT out,
+               Py_ssize_t n) {
+    return exp_block_impl(a, out, n);
+}
+#endif
+
+typedef int (*exp_block_fn)(const double *SKATTN_RESTRICT,
+                            double *SKATTN_RESTRICT, Py_ssize_t);
+
+static exp_block_fn choose_block(void) {
+#ifdef SKATTN_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        return exp_block_avx2;
+    }
+#endif
+    return exp_block_generic;
+}
+
+static exp_block_fn exp_block = NULL;
+
+static void exp_inplace(double *a, Py_ssize_t n) {
+    double copy[BLOCK];
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
+        memcpy(copy, a + start, (size_t)m * sizeof(double));
+        if (exp_block(copy, a + start, m)) {
+            for (Py_ssize_t i = 0; i < m; i++) {
+                if (!(copy[i] >= FAST_LOW && copy[i] <= FAST_HIGH)) {
+                    a[start + i] = exp(copy[i]);
+                }
+            }
+        }
+    }
+}
+
+/* ---- Gaussian attention pooling, fused ---------------------------------------
+ *
+ * out[r, c] = sum_j exp(l_rj) vt[c, j] with the logits l_rj = qa[r] . kt[:, j]
+ * (the engine's augmented queries and keys: l is log K + log w shifted so that
+ * l <= 0), computed a block of keys at a time in the cache: the logits, their exp
+ * and the pooled sums in one pass, the query-by-key matrix never formed. A logit
+ * below POOL_LOW (its weight below DBL_MIN, next to a largest weight of about 1)
+ * weighs 0. A row with a NaN logit or one above FAST_HIGH gets NaN in its last
+ * column (the engine's normaliser), which sends it down the engine's exact path.
+ */
+#define POOL_LOW (-708.39)
+#define POOL_KEYS 512
+#define POOL_QUERIES 4
+#define POOL_MAX_VALUES 8
+#define LANES 4
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* fast_exp4 is always inlined: the ABI of a v4d return value never applies */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#if defined(__GNUC__)
+/* GCC's and clang's vector extensions: 4 doubles (one AVX2 register, two SSE2 or
+   NEON ones), so that the fused loop keeps its logits in registers. */
+typedef double v4d __attribute__((vector_size(32)));
+typedef uint64_t v4u __attribute__((vector_size(32)));
+typedef int64_t v4i __attribute__((vector_size(32)));
+#define VW 4
+
+SKATTN_INLINE v4d load4(const double *p) {
+    v4d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* fast_exp on 4 lanes at once (the same operations). */
+SKATTN_INLINE v4d fast_exp4(v4d x) {
+    const double shift = 6755399441055744.0;
+    v4d kd = x * 1.4426950408889634 + shift;
+    v4u k = (v4u)kd;
+    kd -= shift;
+    v4d r = (x - kd * 0.693147180369123816490) - kd * 1.90821492927058770002e-10;
+    v4d p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    return p * (v4d)((k << 52) + as_bits(1.0));
+}
+#else
+#define VW 1
+#endif
+
+/* out[r, c] = sum_j w_rj vt[c, j], w_rj = exp(l_rj) (0 below POOL_LOW), for the
+   logits l (R, n); out[r, m - 1] = NaN where a logit of row r is NaN or above
+   FAST_HIGH. Keys go by blocks of POOL_KEYS so that their values stay in the cache
+   for every row. */
+SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
+                             Py_ssize_t n, const double *SKATTN_RESTRICT vt,
+                             Py_ssize_t m, double *SKATTN_RESTRICT out) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t c = 0; c < m; c++) out[r * m + c] = 0.0;
+    }
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += POOL_KEYS) {
+        Py_ssize_t kn = n - k0 < POOL_KEYS ? n - k0 : POOL_KEYS;
+        for (Py_ssize_t r = 0; r < R; r++) {
+            const double *l = logits + r * n + k0;
+            double *o = out + r * m;
+            int over = 0;
+            Py_ssize_t j = 0;
+#if VW > 1
+            v4d sums[POOL_MAX_VALUES];
+            v4i flags = {0, 0, 0, 0};
+            for (Py_ssize_t c = 0; c < m; c++) sums[c] = (v4d){0.0, 0.0, 0.0, 0.0};
+            for (; j + VW <= kn; j += VW) {
+                v4d x = load4(l + j);
+                flags |= ~(x <= FAST_HIGH);
+                v4d e = (v4d)((v4u)fast_exp4(x) & (v4u)(x >= POOL_LOW));
+                for (Py_ssize_t c = 0; c < m; c++) {
+                    sums[c] += e * load4(vt + c * n + k0 + j);
+                }
+            }
+            for (Py_ssize_t c = 0; c < m; c++) {
+                o[c] += (sums[c][0] + sums[c][2]) + (sums[c][1] + sums[c][3]);
+            }
+            over = (flags[0] | flags[1] | flags[2] | flags[3]) != 0;
+#endif
+            for (; j < kn; j++) {
+                double x = l[j];
+                over |= !(x <= FAST_HIGH);
+                double e = x >= POOL_LOW ? fast_exp(x) : 0.0;
+                for (Py_ssize_t c = 0; c < m; c++) o[c] += e * vt[c * n + k0 + j];
+            }
+            if (over) o[m - 1] = NAN;
+        }
+    }
+}
+
+static void pool_generic(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
+                         Py_ssize_t n, const double *SKATTN_RESTRICT vt, Py_ssize_t m,
+                         double *SKATTN_RESTRICT out) {
+    pool_impl(logits, R, n, vt, m, out);
+}
+
+#ifdef SKATTN_X86_DISPATCH
+__attribute__((target("avx2,fma"))) static void
+pool_avx2(const double *SKATTN_RESTRICT logits, Py_ssize_t R, Py_ssize_t n,
+          const double *SKATTN_RESTRICT vt, Py_ssize_t m, double *SKATTN_RESTRICT out) {
+    pool_impl(logits, R, n, vt, m, out);
+}
+#endif
+
+static PyObject *speedups_exp(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view,
+                           PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if (view.itemsize != (Py_ssize_t)sizeof(double) || view.format == NULL ||
+        strcmp(view.format, "d") != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError,
+                        "exp needs a writable, C-contiguous buffer of native float64");
+        return NULL;
+    }
+    Py_ssize_t n = view.len / (Py_ssize_t)sizeof(double);
+    Py_BEGIN_ALLOW_THREADS
+    exp_inplace((double *)view.buf, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+typedef void (*pool_fn)(const double *SKATTN_RESTRICT, Py_ssize_t, Py_ssize_t,
+                        const double *SKATTN_RESTRICT, Py_ssize_t,
+                        double *SKATTN_RESTRICT);
+
+static pool_fn pool_block = NULL;
+
+/* A float64, C-contiguous, 2-D buffer (writable if asked); 0 or -1 with an error. */
+static int matrix_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    int flags = PyBUF_FORMAT | PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        return -1;
+    }
+    if (view->ndim != 2 || view->itemsize != (Py_ssize_t)sizeof(double) ||
+        view->format == NULL || strcmp(view->format, "d") != 0) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError,
+                     "exp_pool: %s must be a 2-D, C-contiguous array of native float64",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *speedups_exp_pool(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    Py_buffer views[3];
+    static const char *names[3] = {"logits", "values", "out"};
+    int got = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOO:exp_pool", &objs[0], &objs[1], &objs[2])) {
+        return NULL;
+    }
+    for (; got < 3; got++) {
+        if (matrix_buffer(objs[got], &views[got], got == 2, names[got]) < 0) {
+            goto fail;
+        }
+    }
+    Py_ssize_t R = views[0].shape[0], n = views[0].shape[1], m = views[1].shape[0];
+    if (views[1].shape[1] != n || views[2].shape[0] != R || views[2].shape[1] != m ||
+        m < 1 || m > POOL_MAX_VALUES) {
+        PyErr_SetString(PyExc_ValueError,
+                        "exp_pool: shapes must be logits (R, n), values (m, n) and "
+                        "out (R, m), with 1 <= m <= 8");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pool_block((const double *)views[0].buf, R, n, (const double *)views[1].buf, m,
+               (double *)views[2].buf);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 3; i++) PyBuffer_Release(&views[i]);
+    Py_RETURN_NONE;
+fail:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
+static PyObject *speedups_instruction_set(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+#ifdef SKATTN_X86_DISPATCH
+    if (exp_block == exp_block_avx2) {
+        return PyUnicode_FromString("avx2+fma");
+    }
+#endif
+    return PyUnicode_FromString("generic");
+}
+
+/* Switch both routines to one code path: "generic" always exists, "avx2+fma" where
+   the processor has them. For tests (both paths against the reference). */
+static PyObject *speedups_use_instruction_set(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) {
+        return NULL;
+    }
+    if (strcmp(name, "generic") == 0) {
+        exp_block = exp_block_generic;
+        pool_block = pool_generic;
+        Py_RETURN_NONE;
+    }
+#ifdef SKATTN_X86_DISPATCH
+    if (strcmp(name, "avx2+fma") == 0 && choose_block() == exp_block_avx2) {
+        exp_block = exp_block_avx2;
+        pool_block = pool_avx2;
+        Py_RETURN_NONE;
+    }
+#endif
+    PyErr_Format(PyExc_ValueError, "instruction set %R is not available here", arg);
+    return NULL;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"exp", speedups_exp, METH_O,
+     "exp(a, /)\n--\n\nWrite exp(a) into the writable, C-contiguous float64 buffer a."},
+    {"exp_pool", speedups_exp_pool, METH_VARARGS,
+     "exp_pool(logits, values, out, /)\n--\n\n"
+     "out[r, c] = sum_j exp(logits[r, j]) * values[c, j] for logits <= 0, fused;\n"
+     "logits below -708.39 weigh 0, and out[r, -1] is NaN where a logit of row r\n"
+     "is NaN or above 709."},
+    {"instruction_set", speedups_instruction_set, METH_NOARGS,
+     "instruction_set()\n--\n\nThe code path exp runs on: 'avx2+fma' or 'generic'."},
+    {"use_instruction_set", speedups_use_instruction_set, METH_O,
+     "use_instruction_set(name, /)\n--\n\n"
+     "Run on 'generic' or (where available) 'avx2+fma' code (for tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT, "_skattn_speedups",
+    "Compiled helpers of skattn (a vectorised float64 exp, and exp fused with pooling).",
+    -1, speedups_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__skattn_speedups(void) {
+    exp_block = choose_block();
+    pool_block = pool_generic;
+#ifdef SKATTN_X86_DISPATCH
+    if (exp_block == exp_block_avx2) {
+        pool_block = pool_avx2;
+    }
+#endif
+    return PyModule_Create(&speedups_module);
+}
