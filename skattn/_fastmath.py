@@ -33,12 +33,23 @@ COMPILED = _compiled_exp is not None and not os.environ.get("SKATTN_DISABLE_COMP
 
 
 def exp_code_path():
-    """Name the code path :func:`exp_inplace` takes for float64 arrays.
+    """Name the code path of skattn's float64 ``exp``.
+
+    skattn builds a small C extension at install where a C compiler is present: a
+    vectorised float64 ``exp`` (within 1 ulp of libm) and ``exp`` fused with the
+    pooled sums of a prediction. Without it, or with the environment variable
+    ``SKATTN_DISABLE_COMPILED`` set, skattn uses ``numpy.exp``.
 
     Returns
     -------
     path : str
         ``"compiled (avx2+fma)"``, ``"compiled (generic)"`` or ``"numpy"``.
+
+    Examples
+    --------
+    >>> from skattn.utils import exp_code_path
+    >>> exp_code_path() in ("compiled (avx2+fma)", "compiled (generic)", "numpy")
+    True
     """
     if not COMPILED:
         return "numpy"

@@ -9,6 +9,7 @@ import pytest
 
 import skattn
 import skattn.functional
+import skattn.utils
 
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
@@ -23,6 +24,7 @@ def _public_names():
     for module, prefix in (
         (skattn, "skattn"),
         (skattn.functional, "skattn.functional"),
+        (skattn.utils, "skattn.utils"),
     ):
         for name in module.__all__:
             obj = getattr(module, name)
