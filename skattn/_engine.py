@@ -485,6 +485,7 @@ class PreparedKeys:
         queries,
         *,
         loo=False,
+        loo_rows=None,
         n_jobs=None,
         return_weights=False,
         return_stats=False,
@@ -492,13 +493,19 @@ class PreparedKeys:
         """Pool the values for every query (:func:`attention_pool`'s result).
 
         ``queries`` of shape (n_queries, n_features), or None with ``loo``: every
-        key is then a query and keeps ``w - u`` copies of itself.
+        key is then a query and keeps ``w - u`` copies of itself; ``loo_rows``, a
+        slice of the keys, restricts the queries to those keys (the results' rows are
+        then theirs, in order).
         """
         dtype = self.dtype
+        offset = 0
         if loo:
             if queries is not None:
                 raise ValueError("queries must be None in leave-one-out mode.")
             n_queries = self.n_keys
+            if loo_rows is not None:
+                start, stop, _ = loo_rows.indices(self.n_keys)
+                offset, n_queries = start, max(stop - start, 0)
         else:
             queries = np.asarray(queries)
             n_queries = queries.shape[0]
@@ -510,7 +517,9 @@ class PreparedKeys:
         if n_queries:
             rows = chunk_rows(self.n_keys, dtype.itemsize)
             map_slices(
-                lambda s: self._pool_slice(queries, s, loo, rows, out, weights, stats),
+                lambda s: self._pool_slice(
+                    queries, s, loo, rows, out, weights, stats, offset
+                ),
                 n_queries,
                 rows,
                 n_jobs,
@@ -522,11 +531,15 @@ class PreparedKeys:
             result += (stats,)
         return result if len(result) > 1 else out
 
-    def _pool_chunk(self, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out):
-        own = np.arange(s.start, s.stop) if loo else None
+    def _pool_chunk(
+        self, qz, queries_raw, s, loo, buffer, out, weights_out, stats_out, offset=0
+    ):
+        """Pool the queries ``s`` (their keys ``s`` shifted by ``offset`` in
+        leave-one-out mode) into ``out[s]``."""
+        own = np.arange(s.start + offset, s.stop + offset) if loo else None
         inexact = self.distance_error_bound(qz) > self.max_distance_error
         inexact = inexact if inexact.any() else None
-        sq_rows = self.exact_rows(qz, self.raw[s] if loo else queries_raw)
+        sq_rows = self.exact_rows(qz, self.raw[own] if loo else queries_raw)
         if weights_out is None and stats_out is None and not loo:
             logits = self.logits(qz, buffer[: s.stop - s.start])
             out[s] = self.pool_logits(logits, sq_rows, inexact)
@@ -543,7 +556,7 @@ class PreparedKeys:
         if stats_out is not None:
             stats_out[s] = self.statistics(e, own)
 
-    def _pool_slice(self, queries, s, loo, rows, out, weights_out, stats_out):
+    def _pool_slice(self, queries, s, loo, rows, out, weights_out, stats_out, offset):
         buffer = None
         if weights_out is None:
             buffer = np.empty((min(rows, s.stop - s.start), self.n_keys), self.dtype)
@@ -553,8 +566,13 @@ class PreparedKeys:
             for start in range(s.start, s.stop, rows):
                 c = slice(start, min(start + rows, s.stop))
                 raw = None if loo else np.asarray(queries[c])
-                qz = self.z[c] if loo else self.transform_queries(raw)
-                self._pool_chunk(qz, raw, c, loo, buffer, out, weights_out, stats_out)
+                if loo:
+                    qz = self.z[c.start + offset : c.stop + offset]
+                else:
+                    qz = self.transform_queries(raw)
+                self._pool_chunk(
+                    qz, raw, c, loo, buffer, out, weights_out, stats_out, offset
+                )
 
 
 def scaled_rows(X, center, scale, dtype):

@@ -19,9 +19,10 @@ from skattn._base import (
     AttentionHead,
     _AttentionPoolingRegressor,
     _IntervalMixin,
+    _warn_low_support,
     warn_quadratic,
 )
-from skattn._engine import map_query_chunks, weighted_mean
+from skattn._engine import chunk_rows, map_query_chunks, weighted_mean
 from skattn._kernels import KERNELS
 from skattn._learning import (
     LEARNABLE_KERNELS,
@@ -429,7 +430,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         prepared = head.prepare(self._moments, np.float64)
         return map_query_chunks(_fit_rows, X, self.n_jobs, self, head, prepared, what)
 
-    def predict(self, X):
+    def predict(self, X, return_std=False):
         """Predict by the local-linear fit at each query.
 
         Parameters
@@ -437,11 +438,26 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         X : array-like of shape (n_queries, n_features)
             Query rows.
 
+        return_std : bool, default=False
+            Also return the standard error of each prediction (of the fitted
+            mean, not of a new observation), as
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does:
+            ``sqrt(sum_i l_i(x)^2 sigma^2(x_i))`` with the equivalent kernel
+            ``l`` (:meth:`attention_weights`) and the noise variance at each
+            training row estimated by pooling the other rows' squared
+            leave-one-out residuals, each deflated by its own variance factor
+            ``1 + sum_k l_{-i,k}^2``, with the (non-negative) attention weights.
+            Computed with dense attention over every training row (whatever
+            ``n_neighbors``), the bandwidths held fixed.
+
         Returns
         -------
         y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
             The local fits' intercepts, in the dtype of ``y`` as fitted (float64,
             or float32 for a float32 ``y``), whatever the dtype of ``X``.
+
+        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            The standard errors; only with ``return_std=True``.
 
         Examples
         --------
@@ -453,9 +469,62 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         >>> model = LocalLinearRegressor(bandwidth=1.0).fit(X, 2 * X.ravel() + 1)
         >>> model.predict([[0.0], [4.0]]).round(3)
         array([1., 9.])
+
+        With noise, the standard error of the fit is larger at the edge:
+
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.linspace(0, 4, 41).reshape(-1, 1)
+        >>> y = 2 * X.ravel() + 1 + 0.1 * rng.normal(size=41)
+        >>> model = LocalLinearRegressor(bandwidth=1.0).fit(X, y)
+        >>> _, std = model.predict([[0.0], [2.0]], return_std=True)
+        >>> bool(std[0] > std[1] > 0)
+        True
         """
         predictions = self._local_fits(X, "predict").astype(self._y_dtype, copy=False)
-        return predictions[:, 0] if self._y_1d else predictions
+        if not return_std:
+            return predictions[:, 0] if self._y_1d else predictions
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        dense, keys = self._dense_interval_keys(self._moments)
+        variances = self._noise_variances(dense, keys)
+        std, n_effective = map_query_chunks(
+            _std_rows, X, self.n_jobs, self, dense, keys, variances
+        )
+        _warn_low_support(self, n_effective, "predict")
+        std = std.astype(self._y_dtype, copy=False)
+        if self._y_1d:
+            return predictions[:, 0], std[:, 0]
+        return predictions, std
+
+    def _noise_variances(self, dense, keys):
+        """The noise variance at each training row (per output): the other rows'
+        squared leave-one-out residuals, each divided by its variance factor over
+        the noise's, pooled by the attention (leave-one-out)."""
+        Y = np.asarray(self._values, dtype=np.float64)
+        n = keys.n_keys
+        residuals = np.empty_like(Y)
+        inflation = np.empty(n)
+        D_keys = self._key_design
+        rows = chunk_rows(n, 8, n_temporaries=4)
+        for start in range(0, n, rows):
+            s = slice(start, min(start + rows, n))
+            own = np.arange(s.start, s.stop)
+            pooled, weights = keys.pool(
+                None, loo=True, loo_rows=s, n_jobs=self.n_jobs, return_weights=True
+            )
+            predictions, _ = self._local.solve(pooled, D_keys[s])
+            residuals[s] = Y[s] - predictions
+            ell = _equivalent_kernel_rows(self, pooled, weights, D_keys[s])
+            # r_i = y_i - sum_k l_{-i,k} y_k; a row of weight w is w copies, and
+            # row i keeps w_i - u_i of its own: Var r_i = sigma_i^2 (1 + sum_k
+            # l_{-i,k}^2 / w'_k)
+            copies = np.broadcast_to(keys.w, ell.shape).copy()
+            copies[np.arange(len(own)), own] = keys.w[own] - keys.unit[own]
+            ell *= ell
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(ell > 0, ell / copies, 0.0)
+            inflation[s] = 1.0 + share.sum(axis=1)
+        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
+        return variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
 
     def marginal_effects(self, X):
         """The local slopes at each query: the marginal effects of the fit.
@@ -604,8 +673,50 @@ def _fit_rows(X, estimator, head, prepared, what):
             factor[~np.isfinite(factor)] = 1.0
             weights.data *= factor
             return weights
-        weights = np.asarray(weights, dtype=np.float64)
+        return _dense_equivalent_kernel(weights, g, offset, D_keys)
+
+
+def _dense_equivalent_kernel(weights, g, offset, D_keys):
+    """The equivalent-kernel weights ``p_j (offset + g.x_j)`` of dense attention
+    ``weights`` (rows whose factor is not finite: the local constant's ``p_j``)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
         factor = g @ D_keys.T + offset[:, None]
     bad = ~np.isfinite(factor).all(axis=1)
     factor[bad] = 1.0
     return weights * factor
+
+
+def _equivalent_kernel_rows(estimator, pooled, weights, Dq):
+    """The dense equivalent kernel of local fits from their pooled moments and
+    attention ``weights`` at the query rows ``Dq`` (design units)."""
+    local = estimator._local
+    fit = local.fit(pooled, estimator._values.shape[1])
+    g = local.equivalent_factor(fit, Dq)
+    offset = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+    return _dense_equivalent_kernel(weights, g, offset, estimator._key_design)
+
+
+def _std_rows(X, estimator, head, prepared, variances):
+    """The standard errors of the local fits at some query rows on one thread
+    (the task of :func:`~skattn._engine.map_query_chunks`), by chunks of rows:
+    ``sqrt(sum_j l_j(q)^2 sigma_j^2 / w_j)``, and the effective number of keys."""
+    rows = chunk_rows(prepared.n_keys, 8, n_temporaries=4)
+    std = np.empty((X.shape[0], variances.shape[1]))
+    n_effective = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], rows):
+        chunk = X[start : start + rows]
+        Dq = estimator._design(chunk.astype(np.float64, copy=False))
+        pooled, weights, stats = head.pool(
+            chunk,
+            estimator._moments,
+            prepared=prepared,
+            n_jobs=1,
+            return_weights=True,
+            return_stats=True,
+        )
+        ell = _equivalent_kernel_rows(estimator, pooled, weights, Dq)
+        ell *= ell
+        std[start : start + rows] = np.sqrt((ell / prepared.w) @ variances)
+        n_effective[start : start + rows] = stats[:, 1]
+    return std, n_effective

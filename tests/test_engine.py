@@ -186,3 +186,16 @@ def test_rows_far_from_the_centre_are_recomputed_exactly():
     V = np.array([[0.0]] + [[1.0]] * 9)
     got = attention_pool(np.array([[0.0]]), X, V, kernel="cosine", scale=[1e8])
     np.testing.assert_allclose(got, [[8 / 9]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "epanechnikov"])
+def test_leave_one_out_rows_are_the_rows_of_the_full_leave_one_out(rng, kernel):
+    X, V, _, w = _problem(rng)
+    keys = engine.prepare_keys(X, V, kernel=kernel, scale=1.0 / 1.3, key_weights=w)
+    full = keys.pool(None, loo=True, return_weights=True, return_stats=True)
+    for rows in (slice(0, 7), slice(13, 41), slice(55, 60), slice(58, 99)):
+        part = keys.pool(
+            None, loo=True, loo_rows=rows, return_weights=True, return_stats=True
+        )
+        for a, b in zip(part, full, strict=True):
+            np.testing.assert_allclose(a, b[rows], rtol=1e-12, atol=1e-15)

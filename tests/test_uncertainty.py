@@ -561,3 +561,95 @@ def test_local_linear_interval_shapes_and_errors(rng):
     assert model.n_effective(Q).shape == (4,)
     with pytest.raises(ValueError, match="method must be one of"):
         model.predict_interval(Q, method="bootstrap")
+
+
+def _plain_local_linear_std(X, Y, Q, h):
+    """LocalLinearRegressor's standard errors (``ridge=0``: the refits' ridge would
+    be in their own design units) by a loop of refits (unit weights):
+    leave-one-out residuals and equivalent kernels from explicit refits without
+    each row, their deflated squares pooled by the other rows' Gaussian attention,
+    and ``sqrt(sum_j l_j(q)^2 sigma_j^2)``."""
+    from skattn import LocalLinearRegressor
+
+    n = len(X)
+    deflated = np.empty_like(Y)
+    for i in range(n):
+        rest = np.arange(n) != i
+        model = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X[rest], Y[rest])
+        ell = model.attention_weights(X[i : i + 1])[0]
+        deflated[i] = (Y[i] - model.predict(X[i : i + 1])[0]) ** 2 / (1 + ell @ ell)
+    sq = (((X[:, None, :] - X[None, :, :]) / h) ** 2).sum(axis=2)
+    p = np.exp(-sq / 2)
+    np.fill_diagonal(p, 0.0)
+    p /= p.sum(axis=1, keepdims=True)
+    variances = p @ deflated
+    ell = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X, Y).attention_weights(Q)
+    return np.sqrt((ell**2) @ variances)
+
+
+def test_local_linear_std_equals_a_plain_loop_of_refits(rng):
+    from skattn import LocalLinearRegressor
+
+    X, Y = _data(rng, n=40, n_outputs=2)
+    Q = rng.uniform(-2.5, 2.5, size=(7, 2))
+    h = np.array([0.8, 1.1])
+    model = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X, Y)
+    prediction, std = model.predict(Q, return_std=True)
+    assert_allclose(std, _plain_local_linear_std(X, Y, Q, h), rtol=1e-9)
+    assert_allclose(prediction, model.predict(Q), rtol=1e-12)
+
+
+def test_local_linear_std_matches_the_monte_carlo_spread():
+    from skattn import LocalLinearRegressor
+
+    # as for Nadaraya-Watson: a smooth function, constant noise, the bandwidth
+    # fixed; the edges too, where local-linear's equivalent kernel goes negative
+    rng = np.random.default_rng(0)
+    n, h, sigma = 400, 0.3, 0.2
+    X = np.sort(rng.uniform(-3, 3, size=(n, 1)), axis=0)
+    Q = np.array([[-2.9], [-1.5], [-0.5], [0.0], [0.5], [1.5], [2.9]])
+    ell = LocalLinearRegressor(bandwidth=h).fit(X, X[:, 0]).attention_weights(Q)
+    truth = sigma * np.sqrt((ell**2).sum(axis=1))
+    predictions, stds = [], []
+    for _ in range(300):
+        y = np.sin(X[:, 0]) + sigma * rng.normal(size=n)
+        model = LocalLinearRegressor(bandwidth=h).fit(X, y)
+        prediction, std = model.predict(Q, return_std=True)
+        predictions.append(prediction)
+        stds.append(std)
+    monte_carlo = np.std(predictions, axis=0)
+    assert np.all(np.abs(np.mean(stds, axis=0) / monte_carlo - 1.0) < 0.12)
+    assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
+
+
+def test_local_linear_std_shapes_dtypes_and_weights(rng):
+    from skattn import LocalLinearRegressor
+
+    X, Y = _data(rng, n=30, n_outputs=2)
+    Q = rng.uniform(-2, 2, size=(5, 2))
+    model = LocalLinearRegressor(bandwidth=0.9).fit(X, Y)
+    prediction, std = model.predict(Q, return_std=True)
+    assert prediction.shape == std.shape == (5, 2)
+    assert np.all(std > 0)
+    one = LocalLinearRegressor(bandwidth=0.9).fit(X, Y[:, 0].astype(np.float32))
+    prediction, std = one.predict(Q, return_std=True)
+    assert prediction.dtype == std.dtype == np.float32 and std.shape == (5,)
+    w = rng.integers(1, 4, len(X))
+    repeated = np.repeat(np.arange(len(X)), w)
+    a = LocalLinearRegressor(bandwidth=0.9).fit(X, Y, sample_weight=w)
+    b = LocalLinearRegressor(bandwidth=0.9).fit(X[repeated], Y[repeated])
+    assert_allclose(
+        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-9
+    )
+    # top-k predictions, dense standard errors
+    top = LocalLinearRegressor(bandwidth=0.9, n_neighbors=10).fit(X, Y)
+    prediction, std = top.predict(Q, return_std=True)
+    assert_allclose(prediction, top.predict(Q), rtol=1e-12)
+    assert_allclose(std, model.predict(Q, return_std=True)[1], rtol=1e-9)
+    assert_allclose(
+        LocalLinearRegressor(bandwidth=0.9)
+        .fit(X.astype(np.float32), Y)
+        .predict(Q.astype(np.float32), return_std=True)[1],
+        model.predict(Q, return_std=True)[1],
+        rtol=1e-4,
+    )
