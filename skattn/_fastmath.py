@@ -27,9 +27,18 @@ except ImportError:  # pragma: no cover
 #: Most columns (outputs and the normaliser) the fused exp-and-pool takes.
 EXP_POOL_MAX_COLUMNS = 8
 
-#: Whether the compiled helpers are in use: built, and not switched off by the
-#: environment variable ``SKATTN_DISABLE_COMPILED`` (set to any non-empty value).
-COMPILED = _compiled_exp is not None and not os.environ.get("SKATTN_DISABLE_COMPILED")
+#: Whether the extension was built (and imports).
+BUILT = _compiled_exp is not None
+
+#: Whether the compiled helpers are in use: built, on a processor with AVX2 and FMA
+#: (their generic SSE2 code measured no faster than NumPy's: it stays for tests),
+#: and not switched off by the environment variable ``SKATTN_DISABLE_COMPILED`` (set
+#: to any non-empty value).
+COMPILED = (
+    BUILT
+    and _instruction_set() != "generic"
+    and not os.environ.get("SKATTN_DISABLE_COMPILED")
+)
 
 
 def exp_code_path():
@@ -43,17 +52,18 @@ def exp_code_path():
     Returns
     -------
     path : str
-        ``"compiled (avx2+fma)"``, ``"compiled (generic)"`` or ``"numpy"``.
+        ``"compiled (avx2+fma)"`` (the extension, on a processor with AVX2 and
+        FMA) or ``"numpy"``.
 
     Examples
     --------
     >>> from skattn.utils import exp_code_path
-    >>> exp_code_path() in ("compiled (avx2+fma)", "compiled (generic)", "numpy")
+    >>> exp_code_path() in ("compiled (avx2+fma)", "numpy")
     True
     """
     if not COMPILED:
         return "numpy"
-    return f"compiled ({_instruction_set()})"
+    return "compiled (avx2+fma)"
 
 
 def exp_inplace(a, compiled=None):
@@ -64,8 +74,8 @@ def exp_inplace(a, compiled=None):
     a : ndarray
         A writable floating point array.
     compiled : bool, default=None
-        Use the compiled exp where it applies (None: whenever it was built); False
-        forces ``numpy.exp`` (for tests).
+        Use the compiled exp where it applies (None: when :data:`COMPILED`); True
+        forces it wherever it was built, False forces ``numpy.exp`` (for tests).
 
     Returns
     -------
