@@ -762,7 +762,8 @@ class _PredictionIntervalMixin(_IntervalMixin):
             ``sqrt(sum_i p_i(x)^2 sigma^2(x_i))`` with the noise variance at each
             training row estimated by pooling the other rows' squared
             leave-one-out residuals with the same attention. Computed with dense
-            attention over every training row (whatever ``n_neighbors``).
+            attention over every training row (whatever ``n_neighbors``; the
+            predictions are always those of ``predict(X)``).
 
         Returns
         -------
@@ -801,7 +802,10 @@ class _PredictionIntervalMixin(_IntervalMixin):
         )
         _warn_low_support(self, n_effective, "predict")
         dtype = self._values.dtype
-        predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
+        if self._heads[0].dense:
+            predictions = self._add_trend(X, predictions).astype(dtype, copy=False)
+        else:  # top-k or radius: the predictions are predict's, the errors dense
+            predictions = super().predict(X).reshape(len(X), -1)
         std = std.astype(dtype, copy=False)
         if self._y_1d:
             return predictions[:, 0], std[:, 0]

@@ -448,7 +448,8 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             leave-one-out residuals, each deflated by its own variance factor
             ``1 + sum_k l_{-i,k}^2``, with the (non-negative) attention weights.
             Computed with dense attention over every training row (whatever
-            ``n_neighbors``), the bandwidths held fixed.
+            ``n_neighbors``; the predictions are always those of ``predict(X)``),
+            the bandwidths held fixed.
 
         Returns
         -------

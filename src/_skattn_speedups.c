@@ -58,33 +58,39 @@ static inline double from_bits(uint64_t u) {
 #define SKATTN_INLINE static __forceinline
 #endif
 
-/* exp(x) for x in [FAST_LOW, FAST_HIGH] (meaningless elsewhere). */
-SKATTN_INLINE double fast_exp(double x) {
-    const double inv_ln2 = 1.4426950408889634;
-    const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
-    const double ln2_hi = 0.693147180369123816490; /* 32 bits of ln 2 */
-    const double ln2_lo = 1.90821492927058770002e-10;
-    double kd = x * inv_ln2 + shift;
-    uint64_t k = as_bits(kd);
-    kd -= shift;
-    double r = (x - kd * ln2_hi) - kd * ln2_lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* the low bits of k hold round(x / ln2): shifted into the exponent */
-    return p * from_bits((k << 52) + as_bits(1.0));
-}
+/* The reduction's constants: 1 / ln 2, 1.5 * 2^52 (adding it rounds to an integer
+   held in the low bits), and ln 2 in two parts (the first with 32 bits, so that
+   k * LN2_HI is exact). */
+#define INV_LN2 1.4426950408889634
+#define ROUND_SHIFT 6755399441055744.0
+#define LN2_HI 0.693147180369123816490
+#define LN2_LO 1.90821492927058770002e-10
+#define ONE_BITS 0x3ff0000000000000ULL
+
+/* 1/13!, 1/12!, ..., 1/2!, 1, 1: exp(r)'s Taylor polynomial, highest term first. */
+static const double EXP_TAYLOR[14] = {
+    1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+    1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,
+    1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,        0.5,
+    1.0,                1.0,
+};
+
+/* exp(x) for x in [FAST_LOW, FAST_HIGH] (meaningless elsewhere), for a type T of
+   doubles (a double, or a vector of them) and U of as many uint64: TO_BITS and
+   FROM_BITS reinterpret one as the other. */
+#define DEFINE_FAST_EXP(name, T, U, TO_BITS, FROM_BITS)                         \
+    SKATTN_INLINE T name(T x) {                                                 \
+        T kd = x * INV_LN2 + ROUND_SHIFT;                                       \
+        U k = TO_BITS(kd);                                                      \
+        kd -= ROUND_SHIFT;                                                      \
+        T r = (x - kd * LN2_HI) - kd * LN2_LO;                                  \
+        T p = r * EXP_TAYLOR[0] + EXP_TAYLOR[1];                                \
+        for (int i = 2; i < 14; i++) p = p * r + EXP_TAYLOR[i];                 \
+        /* the low bits of k hold round(x / ln2): shifted into the exponent */  \
+        return p * FROM_BITS((k << 52) + ONE_BITS);                             \
+    }
+
+DEFINE_FAST_EXP(fast_exp, double, uint64_t, as_bits, from_bits)
 
 /* exp of a[0..n) into out[0..n); returns nonzero when some a[i] lies outside
    [FAST_LOW, FAST_HIGH] or is NaN (those out[i] are then meaningless). */
@@ -177,27 +183,7 @@ SKATTN_INLINE v4d load4(const double *p) {
 }
 
 /* fast_exp on 4 lanes at once (the same operations). */
-SKATTN_INLINE v4d fast_exp4(v4d x) {
-    const double shift = 6755399441055744.0;
-    v4d kd = x * 1.4426950408889634 + shift;
-    v4u k = (v4u)kd;
-    kd -= shift;
-    v4d r = (x - kd * 0.693147180369123816490) - kd * 1.90821492927058770002e-10;
-    v4d p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    return p * (v4d)((k << 52) + as_bits(1.0));
-}
+DEFINE_FAST_EXP(fast_exp4, v4d, v4u, (v4u), (v4d))
 #else
 #define VW 1
 #endif

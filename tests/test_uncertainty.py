@@ -225,25 +225,51 @@ def test_return_std_matches_the_monte_carlo_spread():
     assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_return_std_shapes_dtypes_and_weights(rng):
+def _std_smoothers():
+    from skattn import LocalLinearRegressor
+
+    return [
+        pytest.param(lambda: NadarayaWatsonRegressor(bandwidth=0.7), id="nw"),
+        pytest.param(lambda: LocalLinearRegressor(bandwidth=0.9), id="local-linear"),
+    ]
+
+
+@pytest.mark.parametrize("make", _std_smoothers())
+def test_return_std_shapes_dtypes_and_weights(rng, make):
     X, Y = _data(rng, n=30, n_outputs=2)
     Q = rng.uniform(-2, 2, size=(5, 2))
-    model = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y)
+    model = make().fit(X, Y)
     prediction, std = model.predict(Q, return_std=True)
     assert prediction.shape == std.shape == (5, 2)
     assert_allclose(prediction, model.predict(Q), rtol=1e-12)
     assert np.all(std > 0)
-    one = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y[:, 0].astype(np.float32))
+    one = make().fit(X, Y[:, 0].astype(np.float32))
     prediction, std = one.predict(Q, return_std=True)
     assert prediction.dtype == std.dtype == np.float32 and std.shape == (5,)
-    w = rng.integers(1, 3, len(X))
+    w = rng.integers(1, 4, len(X))
     repeated = np.repeat(np.arange(len(X)), w)
-    a = NadarayaWatsonRegressor(bandwidth=0.7).fit(X, Y, sample_weight=w)
-    b = NadarayaWatsonRegressor(bandwidth=0.7).fit(X[repeated], Y[repeated])
+    a = make().fit(X, Y, sample_weight=w)
+    b = make().fit(X[repeated], Y[repeated])
     assert_allclose(
-        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-10
+        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-9
     )
+    # top-k predictions, dense standard errors
+    top = make().set_params(n_neighbors=10).fit(X, Y)
+    prediction, std = top.predict(Q, return_std=True)
+    assert_allclose(prediction, top.predict(Q), rtol=1e-12)
+    assert_allclose(std, model.predict(Q, return_std=True)[1], rtol=1e-9)
+    float32 = make().fit(X.astype(np.float32), Y)
+    assert_allclose(
+        float32.predict(Q.astype(np.float32), return_std=True)[1],
+        model.predict(Q, return_std=True)[1],
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_return_std_of_a_learned_metric_has_the_shape_of_y(rng):
+    X, Y = _data(rng, n=30, n_outputs=2)
+    Q = rng.uniform(-2, 2, size=(5, 2))
     learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
     assert learned.predict(Q, return_std=True)[1].shape == (5,)
 
@@ -620,36 +646,3 @@ def test_local_linear_std_matches_the_monte_carlo_spread():
     monte_carlo = np.std(predictions, axis=0)
     assert np.all(np.abs(np.mean(stds, axis=0) / monte_carlo - 1.0) < 0.12)
     assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
-
-
-def test_local_linear_std_shapes_dtypes_and_weights(rng):
-    from skattn import LocalLinearRegressor
-
-    X, Y = _data(rng, n=30, n_outputs=2)
-    Q = rng.uniform(-2, 2, size=(5, 2))
-    model = LocalLinearRegressor(bandwidth=0.9).fit(X, Y)
-    prediction, std = model.predict(Q, return_std=True)
-    assert prediction.shape == std.shape == (5, 2)
-    assert np.all(std > 0)
-    one = LocalLinearRegressor(bandwidth=0.9).fit(X, Y[:, 0].astype(np.float32))
-    prediction, std = one.predict(Q, return_std=True)
-    assert prediction.dtype == std.dtype == np.float32 and std.shape == (5,)
-    w = rng.integers(1, 4, len(X))
-    repeated = np.repeat(np.arange(len(X)), w)
-    a = LocalLinearRegressor(bandwidth=0.9).fit(X, Y, sample_weight=w)
-    b = LocalLinearRegressor(bandwidth=0.9).fit(X[repeated], Y[repeated])
-    assert_allclose(
-        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-9
-    )
-    # top-k predictions, dense standard errors
-    top = LocalLinearRegressor(bandwidth=0.9, n_neighbors=10).fit(X, Y)
-    prediction, std = top.predict(Q, return_std=True)
-    assert_allclose(prediction, top.predict(Q), rtol=1e-12)
-    assert_allclose(std, model.predict(Q, return_std=True)[1], rtol=1e-9)
-    assert_allclose(
-        LocalLinearRegressor(bandwidth=0.9)
-        .fit(X.astype(np.float32), Y)
-        .predict(Q.astype(np.float32), return_std=True)[1],
-        model.predict(Q, return_std=True)[1],
-        rtol=1e-4,
-    )
