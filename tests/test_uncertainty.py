@@ -644,5 +644,7 @@ def test_local_linear_std_matches_the_monte_carlo_spread():
         predictions.append(prediction)
         stds.append(std)
     monte_carlo = np.std(predictions, axis=0)
-    assert np.all(np.abs(np.mean(stds, axis=0) / monte_carlo - 1.0) < 0.12)
+    interior = slice(1, -1)  # the Monte-Carlo spread itself is noisier at the edges
+    ratio = np.mean(stds, axis=0) / monte_carlo
+    assert np.all(np.abs(ratio[interior] - 1.0) < 0.1)
     assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
