@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover
 
 #: Most columns (outputs and the normaliser) the fused exp-and-pool takes.
 EXP_POOL_MAX_COLUMNS = 8
+#: Logits below this weigh 0 in :func:`exp_pool` (weights below ``finfo.tiny``).
+EXP_POOL_LOW = -708.39
 
 #: Whether the extension was built (and imports).
 BUILT = _compiled_exp is not None
@@ -121,6 +123,15 @@ def exp_pool(logits, values_t):
         whose logits hold a NaN or a value above 709 (the engine's exact path takes
         such rows).
     """
-    pooled = np.empty((logits.shape[0], values_t.shape[0]))
-    _compiled_exp_pool(logits, values_t, pooled)
+    if BUILT:
+        pooled = np.empty((logits.shape[0], values_t.shape[0]))
+        _compiled_exp_pool(logits, values_t, pooled)
+        return pooled
+    # The same in NumPy (keys prepared where the extension was built may be shipped
+    # to a process where it is not, a Dask worker say).
+    with np.errstate(over="ignore", invalid="ignore"):
+        weights = np.exp(logits)
+        weights[~(logits >= EXP_POOL_LOW)] = 0.0
+        pooled = weights @ values_t.T
+    pooled[~np.all(logits <= 709.0, axis=1), -1] = np.nan
     return pooled

@@ -140,8 +140,9 @@ def test_compiled_exp_rejects_what_it_cannot_take():
 
 
 def _reference_pool(logits, values_t):
-    e = np.exp(logits)
-    e[logits < -708.39] = 0.0
+    with np.errstate(over="ignore"):
+        e = np.exp(logits)
+    e[logits < fastmath.EXP_POOL_LOW] = 0.0
     return e @ values_t.T
 
 
@@ -160,6 +161,26 @@ def test_exp_pool_matches_numpy(instruction_set, rng, n_keys, n_columns):
     # pooled magnitudes
     scale = np.exp(logits).clip(0) @ np.abs(values_t.T)
     np.testing.assert_array_less(np.abs(got - expected), 1e-14 * scale + 1e-300)
+
+
+def test_exp_pool_without_the_extension_is_the_same(rng, monkeypatch):
+    logits = -rng.exponential(20.0, size=(6, 37))
+    logits[1, :5] = -np.inf
+    logits[2, 3] = -800.0
+    logits[3, 0] = np.nan
+    logits[4, 1] = 710.0
+    values_t = rng.normal(size=(3, 37))
+    values_t[-1] = 1.0
+    compiled = fastmath.exp_pool(logits, values_t) if fastmath.BUILT else None
+    monkeypatch.setattr(fastmath, "BUILT", False)
+    plain = fastmath.exp_pool(logits, values_t)
+    expected = _reference_pool(np.where(np.isnan(logits), -np.inf, logits), values_t)
+    ok = [0, 1, 2, 5]
+    np.testing.assert_allclose(plain[ok], expected[ok], rtol=1e-13)
+    assert np.isnan(plain[3, -1]) and np.isnan(plain[4, -1])
+    if compiled is not None:
+        np.testing.assert_allclose(compiled[ok], plain[ok], rtol=1e-13)
+        np.testing.assert_array_equal(np.isnan(compiled), np.isnan(plain))
 
 
 def test_exp_pool_flags_nan_and_overflow(instruction_set):
