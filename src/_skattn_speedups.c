@@ -1,14 +1,17 @@
 /*
- * _skattn_speedups: a vectorised float64 exp for skattn's engine.
+ * _skattn_speedups: a vectorised float64 exp for skattn's engine, and exp fused with
+ * the pooled sums of a prediction.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  *
  * Almost all of a Nadaraya-Watson predict is exp over the query-by-key logits. NumPy's
  * float64 exp is a scalar libm call per element on processors without AVX-512 (about
- * 10 ns where it is not underflowing), while the GEMMs around it run at a fraction of a
- * nanosecond per entry. This file holds one routine, exp over a float64 buffer in place,
- * written so that the compiler vectorises it (AVX2 + FMA where the processor has them,
- * chosen at run time; SSE2 / NEON otherwise):
+ * 10 ns where it is not underflowing), while the GEMMs around it take about 2 ns per
+ * entry. This file holds two routines: exp over a float64 buffer in place, and
+ * exp_pool, exp of a chunk of logits pooled against the values without writing the
+ * weights. Both are vectorised (AVX2 + FMA code where the processor has them, chosen
+ * at run time; generic code otherwise, which skattn keeps for tests only: on SSE2 it
+ * measured no faster than NumPy). The exp:
  *
  *   x = k ln2 + r, |r| <= ln2 / 2, k = round(x / ln2)     (Cody-Waite, two-part ln2)
  *   exp(r) = its Taylor polynomial of degree 13            (truncation < 5e-18 relative)
@@ -17,8 +20,8 @@
  * Measured against glibc: at most 1 ulp away, 0.06 ulp on average. Inputs outside
  * [-708.5, 709] (where 2^k leaves the normal range) and NaN go to libm's exp, so
  * underflow to subnormals and zero, overflow to inf, and NaN are exactly libm's.
- * The package imports this module when it was built and uses numpy.exp otherwise
- * (skattn/_fastmath.py); the results agree to 1 ulp either way.
+ * The package uses this module when it was built and the processor has AVX2 and FMA,
+ * and numpy.exp otherwise (skattn/_fastmath.py); the results agree to 1 ulp either way.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
