@@ -395,9 +395,7 @@ class PreparedKeys:
         otherwise as :meth:`finish_chunk` does.
         """
         if self.values_t is None:
-            if self.logit_floor is not None:
-                np.maximum(logits, self.logit_floor, out=logits)
-            e = exp_inplace(logits)
+            e = self._exp_logits(logits)
             return self.finish_chunk(e, None, sq_rows, inexact=inexact)
         pooled = exp_pool(logits, self.values_t)
         return self._finish_pooled(pooled, None, None, sq_rows, inexact)
@@ -452,10 +450,14 @@ class PreparedKeys:
     def unnormalised_weights(self, qz, out, sq_out=None):
         """Write ``exp(logits)`` of the queries ``qz`` over the keys into ``out``
         (:meth:`logits`; ``sq_out`` as there). Returns ``out``."""
-        self.logits(qz, out, sq_out)
+        return self._exp_logits(self.logits(qz, out, sq_out))
+
+    def _exp_logits(self, logits):
+        """``exp`` of ``logits`` in place, raised to the floor first where there is
+        one (see ``logit_floor``)."""
         if self.logit_floor is not None:
-            np.maximum(out, self.logit_floor, out=out)
-        return exp_inplace(out)
+            np.maximum(logits, self.logit_floor, out=logits)
+        return exp_inplace(logits)
 
     def exact_rows(self, qz, q_raw):
         """The ``sq_rows`` of :func:`finish_chunk` for a chunk of queries: the exact
