@@ -31,7 +31,12 @@ from skattn._learning import (
 )
 from skattn._local import LocalLinear
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
-from skattn._uncertainty import CVPlus, JackknifePlus, LocalLinearQuantiles
+from skattn._uncertainty import (
+    CVPlus,
+    JackknifePlus,
+    LocalLinearQuantiles,
+    standard_error_rows,
+)
 from skattn.utils._docstring import fill_doc
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
@@ -659,9 +664,7 @@ def _fit_rows(X, estimator, head, prepared, what):
         with np.errstate(over="ignore"):  # y per unit x beyond the float range
             return np.swapaxes(fit.slopes, 1, 2) / estimator._spread
     pooled, weights = pooled
-    fit = local.fit(pooled, estimator._values.shape[1])
-    g = local.equivalent_factor(fit, Dq)
-    offset = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+    g, offset = _equivalent_factor(estimator, pooled, Dq)
     D_keys = estimator._key_design
     with np.errstate(over="ignore", invalid="ignore"):
         if hasattr(weights, "tocsr"):
@@ -688,36 +691,35 @@ def _dense_equivalent_kernel(weights, g, offset, D_keys):
     return weights * factor
 
 
-def _equivalent_kernel_rows(estimator, pooled, weights, Dq):
-    """The dense equivalent kernel of local fits from their pooled moments and
-    attention ``weights`` at the query rows ``Dq`` (design units)."""
+def _equivalent_factor(estimator, pooled, Dq):
+    """``g`` and ``offset`` of the equivalent kernel ``p_j (offset + g.x_j)`` of
+    the local fits from their pooled moments at the query rows ``Dq`` (design
+    units)."""
     local = estimator._local
     fit = local.fit(pooled, estimator._values.shape[1])
     g = local.equivalent_factor(fit, Dq)
-    offset = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+    return g, 1.0 - np.einsum("md,md->m", g, fit.x_bar)
+
+
+def _equivalent_kernel_rows(estimator, pooled, weights, Dq):
+    """The dense equivalent kernel of local fits from their pooled moments and
+    attention ``weights`` at the query rows ``Dq`` (design units)."""
+    g, offset = _equivalent_factor(estimator, pooled, Dq)
     return _dense_equivalent_kernel(weights, g, offset, estimator._key_design)
 
 
 def _std_rows(X, estimator, head, prepared, variances):
-    """The standard errors of the local fits at some query rows on one thread
-    (the task of :func:`~skattn._engine.map_query_chunks`), by chunks of rows:
-    ``sqrt(sum_j l_j(q)^2 sigma_j^2 / w_j)``, and the effective number of keys."""
-    rows = chunk_rows(prepared.n_keys, 8, n_temporaries=4)
-    std = np.empty((X.shape[0], variances.shape[1]))
-    n_effective = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], rows):
-        chunk = X[start : start + rows]
-        Dq = estimator._design(chunk.astype(np.float64, copy=False))
-        pooled, weights, stats = head.pool(
-            chunk,
-            estimator._moments,
-            prepared=prepared,
-            n_jobs=1,
-            return_weights=True,
-            return_stats=True,
-        )
-        ell = _equivalent_kernel_rows(estimator, pooled, weights, Dq)
-        ell *= ell
-        std[start : start + rows] = np.sqrt((ell / prepared.w) @ variances)
-        n_effective[start : start + rows] = stats[:, 1]
+    """The standard errors of the local fits at some query rows and their
+    effective number of keys on one thread (the task of
+    :func:`~skattn._engine.map_query_chunks`): :func:`standard_error_rows` with
+    the equivalent kernel as the smoother's weights."""
+    Dq = estimator._design(X.astype(np.float64, copy=False))
+
+    def equivalent_kernel(rows, pooled, weights):
+        return _equivalent_kernel_rows(estimator, pooled, weights, Dq[rows])
+
+    queries = np.asarray(head.features(X), dtype=np.float64)
+    _, std, n_effective = standard_error_rows(
+        queries, prepared, variances, equivalent_kernel
+    )
     return std, n_effective

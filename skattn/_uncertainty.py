@@ -446,25 +446,30 @@ def _by_chunks(queries, method, task):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def standard_error_rows(queries, keys, variances):
-    """Predictions, their standard errors and the effective number of keys at
+def standard_error_rows(queries, keys, variances, smoother=None):
+    """Pooled values, their standard errors and the effective number of keys at
     some query rows (the task of :func:`~skattn._engine.map_query_chunks`), by
-    chunks of rows: with the
-    attention weights ``p_qj`` and each training row's noise variance
-    ``sigma_j^2`` (per output), ``Var y_hat(q) = sum_j p_qj^2 sigma_j^2 / w_j`` (a
-    row of weight ``w_j`` is ``w_j`` copies sharing its attention)."""
-    o = variances.shape[1]
-    rows = chunk_rows(keys.n_keys, 8, n_temporaries=3)
-    predictions = np.empty((queries.shape[0], o))
-    std = np.empty((queries.shape[0], o))
-    n_effective = np.empty(queries.shape[0])
-    for start in range(0, queries.shape[0], rows):
-        chunk = queries[start : start + rows]
+    chunks of rows: with the smoother's weights ``l_qj`` and each training row's
+    noise variance ``sigma_j^2`` (per output), ``Var y_hat(q) = sum_j l_qj^2
+    sigma_j^2 / w_j`` (a row of weight ``w_j`` is ``w_j`` copies sharing its
+    weight). ``l`` is the attention, or ``smoother(rows, pooled, weights)`` of the
+    chunk's rows (a slice of ``queries``), its pooled values and its attention,
+    for a linear smoother whose weights are not the attention's (local-linear's
+    equivalent kernel, whose pooled values are its local moments)."""
+    n = queries.shape[0]
+    rows = chunk_rows(keys.n_keys, 8, n_temporaries=3 if smoother is None else 4)
+    predictions = np.empty((n, keys.n_outputs))
+    std = np.empty((n, variances.shape[1]))
+    n_effective = np.empty(n)
+    for start in range(0, n, rows):
+        chunk = slice(start, min(start + rows, n))
         pooled, weights, stats = keys.pool(
-            chunk, return_weights=True, return_stats=True, n_jobs=1
+            queries[chunk], return_weights=True, return_stats=True, n_jobs=1
         )
-        predictions[start : start + rows] = pooled
-        n_effective[start : start + rows] = stats[:, 1]
+        predictions[chunk] = pooled
+        n_effective[chunk] = stats[:, 1]
+        if smoother is not None:
+            weights = smoother(chunk, pooled, weights)
         weights *= weights
-        std[start : start + rows] = np.sqrt((weights / keys.w) @ variances)
+        std[chunk] = np.sqrt((weights / keys.w) @ variances)
     return predictions, std, n_effective
