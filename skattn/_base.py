@@ -39,6 +39,7 @@ from skattn._uncertainty import (
     quantile_rows,
     standard_error_rows,
 )
+from skattn.utils._docstring import fill_doc
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import validate_data
 
@@ -393,6 +394,7 @@ class _AttentionPoolingBase(BaseEstimator):
 class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
     """Base class of the regressors: predictions pool the training targets."""
 
+    @fill_doc
     def predict(self, X):
         """Predict by attention pooling of the training targets.
 
@@ -403,10 +405,7 @@ class _AttentionPoolingRegressor(RegressorMixin, _AttentionPoolingBase):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, within their
-            range, in the dtype of ``y`` as fitted (float64, or float32 for a
-            float32 ``y``), whatever the dtype of ``X``.
+        {{y_pred_pooled}}
 
         Examples
         --------
@@ -747,6 +746,7 @@ class _PredictionIntervalMixin(_IntervalMixin):
         inflation = 1.0 + 1.0 / stats[:, 1]
         return dense, keys, values, values - loo, inflation
 
+    @fill_doc
     def predict(self, X, return_std=False):
         """Predict by attention pooling of the training targets.
 
@@ -767,13 +767,9 @@ class _PredictionIntervalMixin(_IntervalMixin):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            Attention-weighted averages of the training targets, within their
-            range, in the dtype of ``y`` as fitted (float64, or float32 for a
-            float32 ``y``), whatever the dtype of ``X``.
+        {{y_pred_pooled}}
 
-        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            The standard errors; only with ``return_std=True``.
+        {{y_std}}
 
         Examples
         --------

@@ -435,6 +435,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         prepared = head.prepare(self._moments, np.float64)
         return map_query_chunks(_fit_rows, X, self.n_jobs, self, head, prepared, what)
 
+    @fill_doc
     def predict(self, X, return_std=False):
         """Predict by the local-linear fit at each query.
 
@@ -462,8 +463,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             The local fits' intercepts, in the dtype of ``y`` as fitted (float64,
             or float32 for a float32 ``y``), whatever the dtype of ``X``.
 
-        y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
-            The standard errors; only with ``return_std=True``.
+        {{y_std}}
 
         Examples
         --------

@@ -1,4 +1,4 @@
-"""Parameter paragraphs shared by several docstrings, written once.
+"""Parameter (and return) paragraphs shared by several docstrings, written once.
 
 After imbalanced-learn's ``Substitution``: a docstring holds a line ``{{name}}``
 (indented as the paragraph must be), and :func:`fill_doc` puts the paragraph there.
@@ -40,6 +40,14 @@ early_stopping : "auto" or bool, default="auto"
     with early stopping); off for "diagonal" and "isotropic", whose few
     bandwidths the leave-one-out loss guards itself. Mini-batch fits
     (``batch_size``) stop on their own rule (``tol``).""",
+    "y_pred_pooled": """\
+y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+    Attention-weighted averages of the training targets, within their
+    range, in the dtype of ``y`` as fitted (float64, or float32 for a
+    float32 ``y``), whatever the dtype of ``X``.""",
+    "y_std": """\
+y_std : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+    The standard errors; only with ``return_std=True``.""",
 }
 
 _PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}$", re.MULTILINE)
