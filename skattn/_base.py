@@ -36,6 +36,7 @@ from skattn._uncertainty import (
     METHODS,
     interval_rows,
     make_method,
+    noise_variances,
     quantile_rows,
     standard_error_rows,
 )
@@ -732,19 +733,19 @@ class _PredictionIntervalMixin(_IntervalMixin):
     that pool their training targets (Nadaraya-Watson, learned metrics), from the
     same dense pooling (:mod:`skattn._uncertainty`)."""
 
-    def _dense_keys(self, residuals=True):
+    def _dense_keys(self, loo=True):
         """The head as dense attention over every training row, its keys
-        prepared with the targets (float64), the leave-one-out residuals and
-        their variance inflation over the noise's, ``1 + 1 / n_effective`` (None
-        without ``residuals``)."""
+        prepared with the targets (float64), the leave-one-out predictions and
+        the residuals' variance inflation over the noise's, ``1 + 1 / n_effective``
+        (None without ``loo``)."""
         values = np.asarray(self._values, dtype=np.float64)
         dense, keys = self._dense_interval_keys(values)
-        if not residuals:
+        if not loo:
             return dense, keys, values, None, None
         loo, stats = keys.pool(None, loo=True, n_jobs=self.n_jobs, return_stats=True)
         # Var(y_j - y_hat_{-j}) = sigma_j^2 (1 + 1 / n_effective_j)
         inflation = 1.0 + 1.0 / stats[:, 1]
-        return dense, keys, values, values - loo, inflation
+        return dense, keys, values, loo, inflation
 
     @fill_doc
     def predict(self, X, return_std=False):
@@ -787,15 +788,17 @@ class _PredictionIntervalMixin(_IntervalMixin):
             return super().predict(X)
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, keys, values, residuals, inflation = self._dense_keys()
+        dense, keys, values, loo, inflation = self._dense_keys()
         # the noise variance at each row: the other rows' squared residuals, each
         # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
         # pooled
-        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
-        variances = variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
+        variances, exponent = noise_variances(
+            dense, values, loo, inflation, self.n_jobs
+        )
         predictions, std, n_effective = map_query_chunks(
             _std_task, X, self.n_jobs, dense, keys, variances
         )
+        std = np.ldexp(std, exponent)
         _warn_low_support(self, n_effective, "predict")
         dtype = self._values.dtype
         if self._heads[0].dense:
@@ -811,9 +814,8 @@ class _PredictionIntervalMixin(_IntervalMixin):
         """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)
         and the dense head."""
         # only jackknife+ needs the leave-one-out residuals
-        dense, keys, values, residuals, _ = self._dense_keys(
-            residuals=method == "jackknife+"
-        )
+        dense, keys, values, loo, _ = self._dense_keys(loo=method == "jackknife+")
+        residuals = None if loo is None else values - loo
         return dense, make_method(method, keys, values, residuals)
 
 

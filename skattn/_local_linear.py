@@ -35,6 +35,7 @@ from skattn._uncertainty import (
     CVPlus,
     JackknifePlus,
     LocalLinearQuantiles,
+    noise_variances,
     standard_error_rows,
 )
 from skattn.utils._docstring import fill_doc
@@ -491,23 +492,25 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             return predictions[:, 0] if self._y_1d else predictions
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         dense, keys = self._dense_interval_keys(self._moments)
-        variances = self._noise_variances(dense, keys)
+        Y = np.asarray(self._values, dtype=np.float64)
+        loo, inflation = self._deflation(keys)
+        variances, exponent = noise_variances(dense, Y, loo, inflation, self.n_jobs)
         std, n_effective = map_query_chunks(
             _std_rows, X, self.n_jobs, self, dense, keys, variances
         )
+        std = np.ldexp(std, exponent)
         _warn_low_support(self, n_effective, "predict")
         std = std.astype(self._y_dtype, copy=False)
         if self._y_1d:
             return predictions[:, 0], std[:, 0]
         return predictions, std
 
-    def _noise_variances(self, dense, keys):
-        """The noise variance at each training row (per output): the other rows'
-        squared leave-one-out residuals, each divided by its variance factor over
-        the noise's, pooled by the attention (leave-one-out)."""
-        Y = np.asarray(self._values, dtype=np.float64)
+    def _deflation(self, keys):
+        """The leave-one-out predictions of the training rows and each residual's
+        variance factor over the noise's
+        (:func:`~skattn._uncertainty.noise_variances`)."""
         n = keys.n_keys
-        residuals = np.empty_like(Y)
+        loo = np.empty((n, self._values.shape[1]))
         inflation = np.empty(n)
         D_keys = self._key_design
         rows = chunk_rows(n, 8, n_temporaries=4)
@@ -517,8 +520,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             pooled, weights = keys.pool(
                 None, loo=True, loo_rows=s, n_jobs=self.n_jobs, return_weights=True
             )
-            predictions, _ = self._local.solve(pooled, D_keys[s])
-            residuals[s] = Y[s] - predictions
+            loo[s], _ = self._local.solve(pooled, D_keys[s])
             ell = _equivalent_kernel_rows(self, pooled, weights, D_keys[s])
             # r_i = y_i - sum_k l_{-i,k} y_k; a row of weight w is w copies, and
             # row i keeps w_i - u_i of its own: Var r_i = sigma_i^2 (1 + sum_k
@@ -529,8 +531,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             with np.errstate(divide="ignore", invalid="ignore"):
                 share = np.where(ell > 0, ell / copies, 0.0)
             inflation[s] = 1.0 + share.sum(axis=1)
-        variance_keys = dense.prepare(residuals**2 / inflation[:, None], np.float64)
-        return variance_keys.pool(None, loo=True, n_jobs=self.n_jobs)
+        return loo, inflation
 
     def marginal_effects(self, X):
         """The local slopes at each query: the marginal effects of the fit.

@@ -66,6 +66,7 @@ __all__ = [
     "make_method",
     "plus_quantiles",
     "quantile_rows",
+    "noise_variances",
     "standard_error_rows",
     "weighted_quantiles",
 ]
@@ -444,6 +445,25 @@ def _by_chunks(queries, method, task):
     starts = range(0, max(queries.shape[0], 1), rows)
     parts = [task(queries[s : s + rows]) for s in starts]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def noise_variances(dense, targets, loo, inflation, n_jobs):
+    """The noise variance at each training row (per output), in units of
+    ``2**exponent`` squared: the other rows' squared leave-one-out residuals
+    ``targets - loo``, each divided by its variance factor ``inflation`` over the
+    noise's, pooled by the attention of the ``dense`` head (leave-one-out). Targets
+    and predictions are divided by the power of two of their largest magnitude
+    (exact in binary) before the difference is taken and squared, so no target
+    range overflows or underflows; standard errors computed from the variances are
+    multiplied back by ``2**exponent``. Returns ``(variances, exponent)``."""
+    largest = np.maximum(
+        np.max(np.abs(targets), axis=0, initial=0.0),
+        np.max(np.abs(loo), axis=0, initial=0.0),
+    )
+    exponent = np.frexp(largest)[1] + 1  # the difference stays finite too
+    scaled = np.ldexp(targets, -exponent) - np.ldexp(loo, -exponent)
+    keys = dense.prepare(scaled**2 / inflation[:, None], np.float64)
+    return keys.pool(None, loo=True, n_jobs=n_jobs), exponent
 
 
 def standard_error_rows(queries, keys, variances, smoother=None):

@@ -648,3 +648,15 @@ def test_local_linear_std_matches_the_monte_carlo_spread():
     ratio = np.mean(stds, axis=0) / monte_carlo
     assert np.all(np.abs(ratio[interior] - 1.0) < 0.1)
     assert np.all(np.abs(np.mean(stds, axis=0) / truth - 1.0) < 0.05)
+
+
+@pytest.mark.parametrize("make", _std_smoothers())
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_return_std_scales_with_the_targets_at_the_float_limits(rng, make, scale):
+    # the squared residuals of y * 1e300 overflowed: std was inf / NaN
+    X, Y = _data(rng, n=40, n_outputs=2)
+    Q = rng.uniform(-2, 2, size=(6, 2))
+    _, std = make().fit(X, Y).predict(Q, return_std=True)
+    _, scaled = make().fit(X, Y * scale).predict(Q, return_std=True)
+    assert np.all(np.isfinite(scaled))
+    assert_allclose(scaled, std * scale, rtol=1e-9)
