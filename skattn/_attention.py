@@ -11,6 +11,7 @@ from skattn._base import (
     _MetricLearner,
     _PredictionIntervalMixin,
 )
+from skattn._engine import owns_threads
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn._trend import apply_trend, fit_trend, trend_coefficients, trend_without
@@ -360,6 +361,7 @@ class AttentionRegressor(
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y, sample_weight=None):
         """Learn the metric by minimising the leave-one-out squared error.
 

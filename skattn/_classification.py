@@ -12,6 +12,7 @@ from skattn._base import (
     _AttentionPoolingClassifier,
     _MetricLearner,
 )
+from skattn._engine import owns_threads
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn._trend import apply_logistic_trend, fit_logistic_trend
@@ -168,6 +169,7 @@ class NadarayaWatsonClassifier(_AttentionPoolingClassifier):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y, sample_weight=None):
         """Store the training rows as keys and their one-hot classes as values.
 
@@ -488,6 +490,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y, sample_weight=None):
         """Learn the metric by minimising the leave-one-out log loss.
 

@@ -27,7 +27,9 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -386,19 +388,16 @@ class PreparedKeys:
             e /= pooled[:, -1:]
         return result
 
-    def pool_logits(self, logits, sq_rows, inexact=None):
-        """Pool one chunk from its ``logits`` (:meth:`logits`; overwritten), outside
-        leave-one-out mode: :meth:`finish_chunk`'s result without the weights.
-
-        With the compiled helpers (float64, at most 7 outputs), ``exp`` and the pooled
-        sums run fused, the weights never written (:func:`skattn._fastmath.exp_pool`);
-        otherwise as :meth:`finish_chunk` does.
-        """
+    def _pooled_sums(self, logits, out):
+        """Write the pooled sums of one chunk, ``exp(logits) @ values_aug`` (the
+        normaliser last), into ``out``, outside leave-one-out mode; ``logits``
+        (:meth:`logits`) are overwritten. With the compiled helpers (float64, at most
+        7 outputs), ``exp`` and the sums run fused, the weights never written
+        (:func:`skattn._fastmath.exp_pool`)."""
         if self.values_t is None:
-            e = self._exp_logits(logits)
-            return self.finish_chunk(e, None, sq_rows, inexact=inexact)
-        pooled = exp_pool(logits, self.values_t)
-        return self._finish_pooled(pooled, None, None, sq_rows, inexact)
+            np.matmul(self._exp_logits(logits), self.values_aug, out=out)
+        else:
+            exp_pool(logits, self.values_t, out=out)
 
     def _finish_pooled(self, pooled, e, own, sq_rows, inexact):
         """The pooled values of a chunk from its pooled sums (the normaliser last):
@@ -542,10 +541,6 @@ class PreparedKeys:
         inexact = self.distance_error_bound(qz) > self.max_distance_error
         inexact = inexact if inexact.any() else None
         sq_rows = self.exact_rows(qz, self.raw[own] if loo else queries_raw)
-        if weights_out is None and stats_out is None and not loo:
-            logits = self.logits(qz, buffer[: s.stop - s.start])
-            out[s] = self.pool_logits(logits, sq_rows, inexact)
-            return
         e = buffer[: s.stop - s.start] if weights_out is None else weights_out[s]
         self.unnormalised_weights(qz, e)
         out[s] = self.finish_chunk(
@@ -559,6 +554,9 @@ class PreparedKeys:
             stats_out[s] = self.statistics(e, own)
 
     def _pool_slice(self, queries, s, loo, rows, out, weights_out, stats_out, offset):
+        if weights_out is None and stats_out is None and not loo:
+            self._predict_slice(queries, s, rows, out)
+            return
         buffer = None
         if weights_out is None:
             buffer = np.empty((min(rows, s.stop - s.start), self.n_keys), self.dtype)
@@ -575,6 +573,35 @@ class PreparedKeys:
                 self._pool_chunk(
                     qz, raw, c, loo, buffer, out, weights_out, stats_out, offset
                 )
+
+    def _predict_slice(self, queries, s, rows, out):
+        """Pool the queries ``s`` into ``out[s]``: predict's path (no weights, no
+        statistics, no leave-one-out). The slice's queries are scaled, augmented and
+        checked once; each chunk of ``rows`` queries then costs its logits and their
+        pooled sums alone (in the cache, the GIL released), and the pooled sums are
+        finished, exact fallback included, once for the slice."""
+        raw = np.asarray(queries[s])
+        qz = self.transform_queries(raw)
+        inexact = self.distance_error_bound(qz) > self.max_distance_error
+        inexact = inexact if inexact.any() else None
+        n_rows = qz.shape[0]
+        pooled = np.empty((n_rows, self.n_outputs + 1), dtype=self.dtype)
+        buffer = np.empty((min(rows, n_rows), self.n_keys), self.dtype)
+        # Overflow in the distance GEMM (data huge next to the bandwidth) is caught by
+        # the check of the normaliser and recomputed exactly: no warning needed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            q_aug = _augment_queries(qz) if self.kernel.gemm_logits else None
+            for start in range(0, n_rows, rows):
+                c = slice(start, min(start + rows, n_rows))
+                logits = buffer[: c.stop - c.start]
+                if q_aug is None:
+                    self.logits(qz[c], logits)
+                else:
+                    np.matmul(q_aug[c], self.aug_t, out=logits)
+                self._pooled_sums(logits, pooled[c])
+            out[s] = self._finish_pooled(
+                pooled, None, None, self.exact_rows(qz, raw), inexact
+            )
 
 
 def scaled_rows(X, center, scale, dtype):
@@ -727,7 +754,8 @@ _LOCAL_BACKENDS = frozenset(
 
 _controller = None
 _limits_lock = threading.Lock()
-_limits = {}  # user_api -> [depth, limiter]
+_limits = {}  # user_api -> [depth, limiter, the pools' thread count before it]
+_worker = threading.local()  # depth: > 0 while a thread runs an engine task
 
 
 def _threadpool_controller():
@@ -737,15 +765,32 @@ def _threadpool_controller():
     return _controller
 
 
-def _thread_limit():
-    """The smallest thread count of the BLAS and OpenMP pools loaded in this
-    process: what ``threadpoolctl.threadpool_limits``, ``OMP_NUM_THREADS`` or a
-    joblib worker's own limit allow (None if no pool is found)."""
+def _pool_threads(user_api):
+    """The smallest thread count of the pools of ``user_api`` (None if none)."""
     counts = [
         info["num_threads"]
         for info in _threadpool_controller().info()
-        if info.get("user_api") in ("blas", "openmp") and info.get("num_threads")
+        if info.get("user_api") == user_api and info.get("num_threads")
     ]
+    return min(counts) if counts else None
+
+
+def _thread_limit():
+    """The smallest thread count of the BLAS and OpenMP pools loaded in this
+    process: what ``threadpoolctl.threadpool_limits``, ``OMP_NUM_THREADS`` or a
+    joblib worker's own limit allow (None if no pool is found). While the engine
+    holds a pool at one thread itself (:func:`_one_thread`), that pool counts with
+    the thread count it had before."""
+    counts = []
+    for api in ("blas", "openmp"):
+        with _limits_lock:
+            entry = _limits.get(api)
+            held = entry is not None and entry[0] > 0
+            count = entry[2] if held else None
+        if not held:
+            count = _pool_threads(api)
+        if count is not None:
+            counts.append(count)
     return min(counts) if counts else None
 
 
@@ -758,10 +803,11 @@ def engine_threads(n_jobs):
     thread limits of the BLAS and OpenMP pools: ``threadpoolctl.threadpool_limits(1)``
     or ``OMP_NUM_THREADS=1`` make it single-threaded, and so does a joblib worker
     process, whose pools joblib limits to its share of the cores. An int is joblib's
-    meaning (``-1``: every core); under joblib's sequential backend, 1.
+    meaning (``-1``: every core); under joblib's sequential backend, and inside one
+    of the engine's tasks (no nested threads), 1.
     """
     backend, context_n_jobs = get_active_backend()
-    if type(backend).__name__ == "SequentialBackend":
+    if type(backend).__name__ == "SequentialBackend" or getattr(_worker, "depth", 0):
         return 1
     if n_jobs is None:
         n_jobs = context_n_jobs
@@ -771,6 +817,12 @@ def engine_threads(n_jobs):
         return max(1, n_cores if limit is None else min(n_cores, limit))
     with parallel_config(backend="threading"):
         return max(1, effective_n_jobs(n_jobs))
+
+
+def _engine_chooses(n_jobs):
+    """Whether the number of threads is the engine's own choice: neither
+    ``n_jobs`` nor an enclosing ``joblib.parallel_config`` sets it."""
+    return n_jobs is None and get_active_backend()[1] is None
 
 
 @contextmanager
@@ -783,8 +835,9 @@ def _one_thread(user_apis):
     """
     with _limits_lock:
         for api in user_apis:
-            entry = _limits.setdefault(api, [0, None])
+            entry = _limits.setdefault(api, [0, None, None])
             if entry[0] == 0:
+                entry[2] = _pool_threads(api)
                 # a controller of this API's pools alone restores only them
                 pools = _threadpool_controller().select(user_api=api)
                 entry[1] = pools.limit(limits=1)
@@ -801,6 +854,25 @@ def _one_thread(user_apis):
                     entry[1] = None
 
 
+def owns_threads(method):
+    """Decorate an estimator's method (``fit``) to run with BLAS on one thread.
+
+    The engine's threads take the cores (its maps, :func:`engine_threads`); the
+    BLAS calls between them work on small matrices, where BLAS's own threads cost
+    more than they give, and spin meanwhile on cores that the engine's threads, or
+    other processes, need (measured on a loaded 2-core machine: a default
+    ``AttentionRegressor().fit`` 1.3-1.5x slower than under ``threadpool_limits(1)``,
+    1.0x with this). The user's thread limits still count (:func:`_thread_limit`).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _one_thread(("blas",)):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 def _task_slices(n_items, rows):
     """Slices of ``range(n_items)``: whole chunks of ``rows``, at most
     ``_MAX_TASKS`` of them, independent of the number of threads."""
@@ -812,23 +884,61 @@ def _task_slices(n_items, rows):
     ] or [slice(0, 0)]
 
 
-def _run_threads(func, tasks, n_workers):
+# The engine's own threading adapts per call site (the function mapped): a site
+# whose threads gave less than _MIN_SPEEDUP over one thread (the tasks' CPU time
+# over the call's wall time: GIL-bound small work, or a core another process keeps
+# busy, where the last task waits for a thread that the OS has descheduled) runs on
+# one thread for its next _SINGLE_CALLS calls, then tries the threads again.
+_MIN_SPEEDUP = 1.1
+_SINGLE_CALLS = 16
+_sites = {}  # (code object, number of tasks) -> calls left on one thread
+
+
+def _run_threads(func, tasks, n_workers, adaptive=False):
     """``[func(t) for t in tasks]`` on ``n_workers`` threads of this process,
     tasks taken as threads become free; BLAS (and OpenMP, with several threads)
-    run on one thread meanwhile. scikit-learn's configuration follows the tasks."""
+    run on one thread meanwhile. scikit-learn's configuration follows the tasks.
+
+    With ``adaptive`` (the engine chose ``n_workers`` itself), a call site whose
+    threads did not pay runs on one thread for a while (``_MIN_SPEEDUP``)."""
     n_workers = max(1, min(n_workers, len(tasks)))
+    site = (getattr(func, "__code__", None), len(tasks))
+    if adaptive and n_workers > 1 and site[0] is not None:
+        left = _sites.get(site, 0)
+        if left > 0:
+            _sites[site] = left - 1
+            n_workers = 1
     if n_workers == 1:
         with _one_thread(("blas",)):
-            return [func(t) for t in tasks]
+            return [_as_task(func, t) for t in tasks]
     config = get_config()
+    cpu = []
 
     def run(task):
+        start = time.thread_time()
         with config_context(**config):
-            return func(task)
+            result = _as_task(func, task)
+        cpu.append(time.thread_time() - start)
+        return result
 
     with _one_thread(("blas", "openmp")):
+        start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            return list(pool.map(run, tasks))
+            results = list(pool.map(run, tasks))
+        wall = time.perf_counter() - start
+    if adaptive and site[0] is not None:
+        speedup = sum(cpu) / max(wall, 1e-9)
+        _sites[site] = _SINGLE_CALLS if speedup < _MIN_SPEEDUP else 0
+    return results
+
+
+def _as_task(func, task):
+    """``func(task)``, marked as one of the engine's tasks (:func:`engine_threads`)."""
+    _worker.depth = getattr(_worker, "depth", 0) + 1
+    try:
+        return func(task)
+    finally:
+        _worker.depth -= 1
 
 
 def map_slices(func, n_items, rows, n_jobs):
@@ -844,7 +954,12 @@ def map_slices(func, n_items, rows, n_jobs):
     by chunks of queries (:func:`map_query_chunks`). Returns the list of results,
     in slice order.
     """
-    return _run_threads(func, _task_slices(n_items, rows), engine_threads(n_jobs))
+    return _run_threads(
+        func,
+        _task_slices(n_items, rows),
+        engine_threads(n_jobs),
+        adaptive=_engine_chooses(n_jobs),
+    )
 
 
 def _stack(parts):
@@ -881,6 +996,7 @@ def map_query_chunks(func, X, n_jobs, *args):
             lambda s: func(X[s], *args),
             list(gen_even_slices(n_queries, n_tasks)),
             n_workers,
+            adaptive=_engine_chooses(n_jobs),
         )
         return _stack(parts)
     n_tasks = max(1, min(effective_n_jobs(n_jobs), -(-n_queries // _MIN_TASK_ROWS)))

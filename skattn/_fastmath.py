@@ -105,7 +105,7 @@ def exp_pool_applies(dtype, n_columns):
     return COMPILED and dtype == np.float64 and n_columns <= EXP_POOL_MAX_COLUMNS
 
 
-def exp_pool(logits, values_t):
+def exp_pool(logits, values_t, out=None):
     """Pool ``exp(logits)`` over the keys, by the compiled, fused kernel.
 
     Parameters
@@ -124,15 +124,16 @@ def exp_pool(logits, values_t):
         whose logits hold a NaN or a value above 709 (the engine's exact path takes
         such rows).
     """
+    if out is None:
+        out = np.empty((logits.shape[0], values_t.shape[0]))
     if BUILT:
-        pooled = np.empty((logits.shape[0], values_t.shape[0]))
-        _compiled_exp_pool(logits, values_t, pooled)
-        return pooled
+        _compiled_exp_pool(logits, values_t, out)
+        return out
     # The same in NumPy (keys prepared where the extension was built may be shipped
     # to a process where it is not, a Dask worker say).
     with np.errstate(over="ignore", invalid="ignore"):
         weights = np.exp(logits)
         weights[~(logits >= EXP_POOL_LOW)] = 0.0
-        pooled = weights @ values_t.T
-    pooled[~np.all(logits <= 709.0, axis=1), -1] = np.nan
-    return pooled
+        np.matmul(weights, values_t.T, out=out)
+    out[~np.all(logits <= 709.0, axis=1), -1] = np.nan
+    return out

@@ -22,7 +22,7 @@ from skattn._base import (
     _warn_low_support,
     warn_quadratic,
 )
-from skattn._engine import chunk_rows, map_query_chunks, weighted_mean
+from skattn._engine import chunk_rows, map_query_chunks, owns_threads, weighted_mean
 from skattn._kernels import KERNELS
 from skattn._learning import (
     LEARNABLE_KERNELS,
@@ -239,6 +239,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y, sample_weight=None):
         """Store the training rows and their local moments; set the bandwidth.
 

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from skattn._base import _AttentionPoolingRegressor, _PredictionIntervalMixin
+from skattn._engine import owns_threads
 from skattn._kernels import KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn.utils._docstring import fill_doc
@@ -165,6 +166,7 @@ class NadarayaWatsonRegressor(_PredictionIntervalMixin, _AttentionPoolingRegress
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y, sample_weight=None):
         """Store the training rows as keys and targets as values; set the bandwidth.
 

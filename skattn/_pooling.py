@@ -19,7 +19,7 @@ from skattn._bandwidth import (
     select_bandwidth,
 )
 from skattn._base import _AttentionPoolingBase, warn_quadratic
-from skattn._engine import map_query_chunks
+from skattn._engine import map_query_chunks, owns_threads
 from skattn._kernels import KERNELS
 from skattn._learning import LEARNABLE_KERNELS
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
@@ -301,6 +301,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
     # -- fitting -------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit(self, X, y=None, sample_weight=None):
         """Store the training rows as keys and their targets and/or features as values.
 
@@ -336,6 +337,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_threads
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, and transform the training rows without leaking their own targets.
 

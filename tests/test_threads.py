@@ -90,3 +90,65 @@ def test_default_fit_and_predict_equal_explicit_threads(rng, n_jobs):
     with threadpool_limits(limits=1):
         limited = AttentionRegressor(max_iter=5).fit(X, y)
     np.testing.assert_array_equal(default.bandwidth_, limited.bandwidth_)
+
+
+def test_fit_runs_blas_on_one_thread_and_counts_the_users_limits(monkeypatch):
+    before = _pool_threads()
+    seen = {}
+    original = engine.engine_threads
+
+    def spy(n_jobs):
+        seen["blas"] = [
+            info["num_threads"]
+            for info in ThreadpoolController().select(user_api="blas").info()
+        ]
+        seen["threads"] = original(n_jobs)
+        return seen["threads"]
+
+    monkeypatch.setattr(engine, "engine_threads", spy)
+    X = np.arange(400.0).reshape(-1, 2)
+    NadarayaWatsonRegressor(bandwidth="cv").fit(X, X[:, 0])
+    # between the engine's maps BLAS is held at one thread, yet the engine still
+    # takes every core: the limit is its own, not the user's
+    assert set(seen["blas"]) <= {1}
+    assert seen["threads"] == min(cpu_count(), min(before))
+    assert _pool_threads() == before
+    with threadpool_limits(limits=1):
+        NadarayaWatsonRegressor(bandwidth="cv").fit(X, X[:, 0])
+    assert seen["threads"] == 1
+    assert _pool_threads() == before
+
+
+def test_no_nested_threads_inside_a_task():
+    inner = engine.map_slices(lambda s: engine.engine_threads(4), 100, 10, 2)
+    assert set(inner) == {1}
+    assert engine.engine_threads(4) == 4
+
+
+@pytest.mark.skipif(cpu_count() < 2, reason="needs two cores")
+def test_a_site_whose_threads_do_not_pay_runs_on_one_thread(monkeypatch):
+    import time
+
+    monkeypatch.setattr(engine, "_sites", {})
+    idents = []
+
+    def idle(s):  # no CPU time: the threads cannot have paid
+        idents.append(threading.get_ident())
+        time.sleep(0.002)
+        return s.stop - s.start
+
+    def call():
+        idents.clear()
+        return sum(engine.map_slices(idle, 400, 10, None))
+
+    assert call() == 400  # first call on the threads, measured
+    assert any(i != threading.get_ident() for i in idents)
+    for _ in range(engine._SINGLE_CALLS):
+        assert call() == 400
+        assert set(idents) == {threading.get_ident()}
+    call()  # tried on the threads again
+    assert any(i != threading.get_ident() for i in idents)
+    # an explicit n_jobs is obeyed whatever the site's record
+    idents.clear()
+    engine.map_slices(idle, 400, 10, 2)
+    assert any(i != threading.get_ident() for i in idents)
