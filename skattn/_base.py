@@ -567,6 +567,10 @@ class _IntervalMixin:
         targets' units: shifted by the fixed trend, finite ones clipped to the
         dtype's range, infinite ones kept; 1-D targets give (n_queries, k)."""
         finite = np.isfinite(bounds)
+        exponent = getattr(self, "_target_exponent", None)
+        if exponent is not None:  # local-linear's scaled targets (see its fit)
+            with np.errstate(over="ignore"):
+                bounds = np.ldexp(bounds, exponent)
         if getattr(self, "_trend", None) is not None:
             # the trend is held fixed, as the metric is: it shifts every bound
             with np.errstate(over="ignore", invalid="ignore"):

@@ -289,6 +289,12 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         # The local moments are differences of pooled second moments: float64.
         X = X.astype(np.float64, copy=False)
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
+        # The local fits work on each output divided by the power of two of its
+        # largest magnitude (exact in binary floating point; the x * y moments of
+        # targets near the float64 limit would overflow): predictions, standard
+        # errors, slopes and intervals are multiplied back (_to_target_units).
+        self._target_exponent = np.frexp(np.max(np.abs(Y_kept), axis=0, initial=0.0))[1]
+        Y_kept = self._values = np.ldexp(Y_kept, -self._target_exponent)
         self._center = weighted_mean(X_kept, w_kept)
         self._spread = weighted_spread(X_kept, w_kept)
         self._local = LocalLinear(self.ridge, X.shape[1])
@@ -488,7 +494,8 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         >>> bool(std[0] > std[1] > 0)
         True
         """
-        predictions = self._local_fits(X, "predict").astype(self._y_dtype, copy=False)
+        predictions = self._to_target_units(self._local_fits(X, "predict"))
+        predictions = predictions.astype(self._y_dtype, copy=False)
         if not return_std:
             return predictions[:, 0] if self._y_1d else predictions
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -499,12 +506,28 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         std, n_effective = map_query_chunks(
             _std_rows, X, self.n_jobs, self, dense, keys, variances
         )
-        std = np.ldexp(std, exponent)
+        std = self._to_target_units(np.ldexp(std, exponent))
         _warn_low_support(self, n_effective, "predict")
         std = std.astype(self._y_dtype, copy=False)
         if self._y_1d:
             return predictions[:, 0], std[:, 0]
         return predictions, std
+
+    def _exponents(self):
+        # (models persisted before the targets were scaled: exponent 0)
+        exponent = getattr(self, "_target_exponent", None)
+        return np.zeros(self._values.shape[1], int) if exponent is None else exponent
+
+    def _to_target_units(self, values):
+        """Values of shape (n_queries, ..., n_outputs) in the scaled targets' units
+        multiplied back into the targets' units, finite ones kept finite (clipped
+        to the range of the targets' dtype: a local line may extrapolate beyond
+        it)."""
+        finite = np.isfinite(values)
+        with np.errstate(over="ignore"):
+            values = np.ldexp(values, self._exponents())
+        limit = np.finfo(self._y_dtype).max
+        return np.where(finite, np.clip(values, -limit, limit), values)
 
     def _deflation(self, keys):
         """The leave-one-out predictions of the training rows and each residual's
@@ -562,7 +585,10 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         array([[2.],
                [4.]])
         """
-        slopes = self._local_fits(X, "slopes").astype(self._y_dtype, copy=False)
+        slopes = self._local_fits(X, "slopes")
+        with np.errstate(over="ignore"):  # y per unit x beyond the float range
+            slopes = np.ldexp(slopes, self._exponents()[:, None])
+        slopes = slopes.astype(self._y_dtype, copy=False)
         return slopes[:, 0, :] if self._y_1d else slopes
 
     def attention_weights(self, X):

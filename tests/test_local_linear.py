@@ -162,11 +162,16 @@ def test_sample_weight_is_repetition(rng):
         assert_allclose(a.predict(Q), b.predict(Q), rtol=1e-6, atol=1e-9)
 
 
+def _loo_predictions(model):
+    """The fitted model's leave-one-out predictions of its rows, in y's units."""
+    return model._to_target_units(model._leave_one_out_predict())
+
+
 def test_leave_one_out_matches_refits(rng):
     X, Y = _data(rng, n=25, n_outputs=2)
     w = rng.integers(1, 3, 25).astype(float)
     model = LocalLinearRegressor(bandwidth=[0.7, 0.9], ridge=1e-3).fit(X, Y, w)
-    loo = model._leave_one_out_predict()
+    loo = _loo_predictions(model)
     for i in range(25):
         w_i = w.copy()
         w_i[i] -= 1
@@ -202,7 +207,7 @@ def test_objective_gradient(rng, kernel, ridge):
     assert_allclose(grad, numeric, rtol=1e-4, atol=1e-8)
     # the value is 1 - R^2 of the leave-one-out predictions
     model = LocalLinearRegressor(kernel, np.exp(x0) * objective.spread, ridge=ridge)
-    predictions = model.fit(X, Y, w)._leave_one_out_predict()
+    predictions = _loo_predictions(model.fit(X, Y, w))
     residual = ((predictions - Y) ** 2).sum(axis=1) @ w
     total = ((Y - w @ Y / w.sum()) ** 2).sum(axis=1) @ w
     assert_allclose(value, residual / total, rtol=1e-10)
@@ -234,7 +239,7 @@ def test_cv_lowers_the_leave_one_out_error(rng):
     start = LocalLinearRegressor(bandwidth=nw.bandwidth_).fit(X, y)
 
     def loo(m):
-        return np.mean((m._leave_one_out_predict()[:, 0] - y) ** 2)
+        return np.mean((_loo_predictions(m)[:, 0] - y) ** 2)
 
     assert loo(model) < loo(start)
     assert model.n_iter_ >= 1
@@ -315,5 +320,5 @@ def test_agrees_with_statsmodels(rng):
     assert_allclose(model.marginal_effects(Q), mfx, rtol=1e-8, atol=1e-10)
     # statsmodels' cv_ls objective (the mean squared leave-one-out error)
     cv_ls = reference.cv_loo(h, reference._est_loc_linear)
-    loo = np.mean((model._leave_one_out_predict()[:, 0] - y) ** 2)
+    loo = np.mean((_loo_predictions(model)[:, 0] - y) ** 2)
     assert_allclose(loo, cv_ls, rtol=1e-8)

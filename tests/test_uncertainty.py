@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from skattn import AttentionRegressor, NadarayaWatsonRegressor
+from skattn import AttentionRegressor, LocalLinearRegressor, NadarayaWatsonRegressor
 from skattn._engine import prepare_keys
 from skattn._uncertainty import CV_FOLDS, cv_folds, leave_one_out_at_queries
 
@@ -226,8 +226,6 @@ def test_return_std_matches_the_monte_carlo_spread():
 
 
 def _std_smoothers():
-    from skattn import LocalLinearRegressor
-
     return [
         pytest.param(lambda: NadarayaWatsonRegressor(bandwidth=0.7), id="nw"),
         pytest.param(lambda: LocalLinearRegressor(bandwidth=0.9), id="local-linear"),
@@ -660,3 +658,45 @@ def test_return_std_scales_with_the_targets_at_the_float_limits(rng, make, scale
     _, scaled = make().fit(X, Y * scale).predict(Q, return_std=True)
     assert np.all(np.isfinite(scaled))
     assert_allclose(scaled, std * scale, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [2.0**1000, 1e300, 1e-300])
+def test_local_linear_scales_with_the_targets_at_the_float_limits(rng, scale):
+    # the local fits' x * y moments of targets near 1.7e308 overflowed: predictions
+    # were silently wrong (relative error 1.2), intervals and slopes inf / NaN
+    X, Y = _data(rng, n=60, n_outputs=2)
+    Y = Y / np.max(np.abs(Y), axis=0) * 1.5  # the largest target: 1.5 * scale
+    Q = rng.uniform(-2, 2, size=(6, 2))
+    model = LocalLinearRegressor(bandwidth=0.8).fit(X, Y)
+    scaled = LocalLinearRegressor(bandwidth=0.8).fit(X, Y * scale)
+    pairs = [
+        (model.predict(Q), scaled.predict(Q)),
+        (model.predict(Q, return_std=True)[1], scaled.predict(Q, return_std=True)[1]),
+        (model.marginal_effects(Q), scaled.marginal_effects(Q)),
+        (model.predict_interval(Q), scaled.predict_interval(Q)),
+        (
+            model.predict_quantiles(Q, method="quantile"),
+            scaled.predict_quantiles(Q, method="quantile"),
+        ),
+    ]
+    for expected, got in pairs:
+        assert np.all(np.isfinite(got))
+        assert_allclose(got / scale, expected, rtol=1e-9, atol=1e-12)
+    # and the leave-one-out choice of the bandwidths does not see the scale (up to
+    # the optimiser's tolerance where the scale is not a power of two)
+    cv, cv_scaled = (
+        LocalLinearRegressor().fit(X, Y),
+        LocalLinearRegressor().fit(X, Y * scale),
+    )
+    assert_allclose(cv_scaled.bandwidth_, cv.bandwidth_, rtol=1e-4)
+
+
+def test_local_linear_at_the_largest_floats():
+    # y up to 1.7e308: the reproducer (predict relative error 1.2 before)
+    X = np.linspace(0.0, 1.0, 30).reshape(-1, 1)
+    y = (1.0 + X[:, 0] + 0.1 * np.sin(6 * X[:, 0])) * (1.7e308 / 2.1)
+    model = LocalLinearRegressor(bandwidth=0.2).fit(X, y)
+    reference = LocalLinearRegressor(bandwidth=0.2).fit(X, y / 2.0**1000)
+    assert_allclose(model.predict(X), reference.predict(X) * 2.0**1000, rtol=1e-12)
+    bounds = model.predict_interval(X)
+    assert np.all(np.isfinite(bounds)) and np.all(bounds[:, 0] <= bounds[:, 1])
