@@ -784,6 +784,42 @@ def _constant_gaussian_terms(P, G, predictions, Y_keys, M, products, own):
     return row_sums, AM, col
 
 
+class LinearPrior:
+    """A diagonal metric's leave-one-out objective with a prior toward the linear
+    fit: ``log(objective) + (strength / n) * sum_j (s_j / h_j)^2``.
+
+    For local-linear pooling an infinite bandwidth is a feature entering linearly,
+    so a Gaussian prior on the inverse bandwidths (in units of each feature's
+    spread ``s_j``) of scale ``1 / sqrt(strength)`` shrinks toward ordinary least
+    squares, never toward the mean. The loss enters by its log (as a likelihood
+    does, up to ``n / 2``): the prior weighs the same against a noisy and an
+    almost noise-free target, and its weight shrinks as ``1 / n``.
+
+    Parameters
+    ----------
+    objective : LeaveOneOutObjective
+        A diagonal metric's objective (its parameters the log-bandwidths in spread
+        units) without a penalty of its own.
+    strength : float
+        ``1 / scale^2`` of the prior on ``s_j / h_j``.
+    """
+
+    def __init__(self, objective, strength):
+        if objective.metric.name != "diagonal" or objective.alpha != 0.0:
+            raise ValueError("LinearPrior needs a diagonal metric and alpha=0.")
+        self.objective = objective
+        self.metric = objective.metric
+        self.bounds = objective.bounds
+        self.weight = float(strength) / float(objective.w.sum())
+
+    def __call__(self, params):
+        loss, grad = self.objective(params)
+        loss = max(loss, np.finfo(np.float64).tiny)  # an exact fit: log stays finite
+        precision = np.exp(-2.0 * np.asarray(params, dtype=np.float64))
+        value = np.log(loss) + self.weight * precision.sum()
+        return value, grad / loss - 2.0 * self.weight * precision
+
+
 class HeldOutLoss:
     """The loss of held-out rows that attend to the objective's training rows (the
     keys), at the objective's parameters: the early-stopping score. Normalised as the

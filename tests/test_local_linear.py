@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skattn import LocalLinearRegressor, NadarayaWatsonRegressor
 from skattn._kernels import KERNELS
-from skattn._learning import LeaveOneOutObjective
+from skattn._learning import LeaveOneOutObjective, LinearPrior
 from skattn._local import LocalLinear
 
 from ._reference import local_linear
@@ -248,6 +248,66 @@ def test_cv_lowers_the_leave_one_out_error(rng):
     for kernel in COMPACT[1:2]:
         compact = LocalLinearRegressor(kernel).fit(X, y)
         assert np.isfinite(compact.bandwidth_).all() and compact.n_iter_ > 1
+
+
+@pytest.mark.parametrize("strength", [0.5, 4.0])
+def test_linear_prior_value_and_gradient(rng, strength):
+    X, Y = _data(rng, n=40, d=3)
+    w = rng.integers(1, 3, 40).astype(float)
+    objective = LeaveOneOutObjective(
+        X,
+        Y,
+        w,
+        kernel="gaussian",
+        metric="diagonal",
+        n_components=None,
+        alpha=0.0,
+        n_jobs=1,
+        local=LocalLinear(0.0, 3),
+    )
+    prior = LinearPrior(objective, strength)
+    x0 = np.log([0.5, 2.0, 0.9])
+    value, grad = prior(x0)
+    loss, _ = objective(x0)
+    # log(1 - R^2 of the leave-one-out fits) + strength / n * sum (s / h)^2
+    expected = np.log(loss) + strength / w.sum() * np.sum(np.exp(-2.0 * x0))
+    assert_allclose(value, expected, rtol=1e-12)
+    numeric = approx_fprime(x0, lambda p: prior(p)[0], 1e-7)
+    assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="diagonal metric and alpha=0"):
+        LinearPrior(
+            LeaveOneOutObjective(
+                X,
+                Y,
+                w,
+                kernel="gaussian",
+                metric="isotropic",
+                n_components=None,
+                alpha=0.0,
+                n_jobs=1,
+                local=LocalLinear(0.0, 3),
+            ),
+            1.0,
+        )
+
+
+def test_cv_prior_pulls_toward_linear(rng, monkeypatch):
+    # a nearly linear target with few rows: without the prior the leave-one-out
+    # loss alone tunes some bandwidths narrow; with it they are wider
+    import skattn._local_linear as local_linear
+
+    X = rng.normal(size=(60, 4))
+    y = X @ [1.0, -0.5, 0.3, 0.0] + 0.1 * X[:, 0] ** 2 + 0.5 * rng.normal(size=60)
+    with_prior = LocalLinearRegressor().fit(X, y)
+    monkeypatch.setattr(local_linear, "LINEAR_PRIOR", 1e-12)
+    without = LocalLinearRegressor().fit(X, y)
+    spread = X.std(axis=0)
+
+    def precision(model):  # what the prior penalises
+        return np.sum((spread / model.bandwidth_) ** 2)
+
+    assert precision(with_prior) < 0.9 * precision(without)
+    assert with_prior.linear_features_.sum() >= without.linear_features_.sum()
 
 
 def test_linear_features_and_the_cap(rng):
