@@ -57,7 +57,7 @@ class LocalConstant:
         """Predictions from pooled values, and the state of the gradient terms."""
         return pooled, None
 
-    def score_terms(self, G, predictions, state, Dq, D_keys, Y_keys, out):
+    def score_terms(self, G, predictions, state, Dq, D_keys, Y_keys, out, work=None):
         """``T`` (module notes) of a chunk of queries, into ``out``."""
         if G.shape[1] == 1:  # one output: broadcasting, not a GEMM of depth 1
             T = np.subtract(Y_keys[:, 0], predictions[:, :1], out=out)
@@ -169,8 +169,9 @@ class LocalLinear:
         """``g`` of the equivalent kernel ``l_j = p_j (1 + g.(x_j - x_bar))``."""
         return fit.apply_inverse(Dq - fit.x_bar)
 
-    def score_terms(self, G, predictions, state, Dq, D_keys, Y_keys, out):
-        """``T`` (module notes) of a chunk of queries, into ``out``."""
+    def score_terms(self, G, predictions, state, Dq, D_keys, Y_keys, out, work=None):
+        """``T`` (module notes) of a chunk of queries, into ``out`` (``work``: a
+        buffer of its shape for the equivalent-kernel factor, or None)."""
         fit = state
         g = self.equivalent_factor(fit, Dq)  # (m, d)
         bG = np.einsum("mdo,mo->md", fit.slopes, G)  # (m, d)
@@ -188,7 +189,7 @@ class LocalLinear:
         right = np.zeros((m, keys.shape[0]))
         right[:, o:-1] = g
         right[:, -1] = 1.0 - np.einsum("md,md->m", g, fit.x_bar)
-        T *= right @ keys
+        T *= np.matmul(right, keys, out=work)
         if self.ridge:
             T -= self.ridge * np.einsum("md,md->m", g, bG)[:, None]
         return T
