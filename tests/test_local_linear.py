@@ -250,21 +250,26 @@ def test_cv_lowers_the_leave_one_out_error(rng):
         assert np.isfinite(compact.bandwidth_).all() and compact.n_iter_ > 1
 
 
-@pytest.mark.parametrize("strength", [0.5, 4.0])
-def test_linear_prior_value_and_gradient(rng, strength):
-    X, Y = _data(rng, n=40, d=3)
-    w = rng.integers(1, 3, 40).astype(float)
-    objective = LeaveOneOutObjective(
+def _local_linear_objective(X, Y, w, metric):
+    """The local-linear leave-one-out objective (Gaussian kernel, no ridge)."""
+    return LeaveOneOutObjective(
         X,
         Y,
         w,
         kernel="gaussian",
-        metric="diagonal",
+        metric=metric,
         n_components=None,
         alpha=0.0,
         n_jobs=1,
-        local=LocalLinear(0.0, 3),
+        local=LocalLinear(0.0, X.shape[1]),
     )
+
+
+@pytest.mark.parametrize("strength", [0.5, 4.0])
+def test_linear_prior_value_and_gradient(rng, strength):
+    X, Y = _data(rng, n=40, d=3)
+    w = rng.integers(1, 3, 40).astype(float)
+    objective = _local_linear_objective(X, Y, w, "diagonal")
     prior = LinearPrior(objective, strength)
     x0 = np.log([0.5, 2.0, 0.9])
     value, grad = prior(x0)
@@ -275,20 +280,7 @@ def test_linear_prior_value_and_gradient(rng, strength):
     numeric = approx_fprime(x0, lambda p: prior(p)[0], 1e-7)
     assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="diagonal metric and alpha=0"):
-        LinearPrior(
-            LeaveOneOutObjective(
-                X,
-                Y,
-                w,
-                kernel="gaussian",
-                metric="isotropic",
-                n_components=None,
-                alpha=0.0,
-                n_jobs=1,
-                local=LocalLinear(0.0, 3),
-            ),
-            1.0,
-        )
+        LinearPrior(_local_linear_objective(X, Y, w, "isotropic"), 1.0)
 
 
 def test_cv_prior_pulls_toward_linear(rng, monkeypatch):
