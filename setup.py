@@ -2,7 +2,7 @@
 
 ``_skattn_speedups`` is a vectorised float64 exp (src/_skattn_speedups.c). It is
 optional: without a C compiler the build skips it and skattn uses numpy.exp, with the
-same results to 1 ulp, only slower.
+same results up to rounding (both within about an ulp of the exact exp), only slower.
 """
 
 from setuptools import Extension, setup

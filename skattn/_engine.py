@@ -988,14 +988,16 @@ def map_query_chunks(func, X, n_jobs, *args):
     n_queries = X.shape[0]
     backend, _ = get_active_backend()
     if type(backend).__name__ in _LOCAL_BACKENDS:
-        n_workers = engine_threads(n_jobs)
-        n_tasks = max(1, min(4 * n_workers, -(-n_queries // _MIN_TASK_ROWS)))
-        if n_tasks == 1:
+        # The same slices whatever the number of threads: each query's result is
+        # then bit for bit the same with any n_jobs (a GEMM's rounding may depend
+        # on the shape of the block its row sits in).
+        tasks = _task_slices(n_queries, _MIN_TASK_ROWS)
+        if len(tasks) == 1:
             return func(X, *args)
         parts = _run_threads(
             lambda s: func(X[s], *args),
-            list(gen_even_slices(n_queries, n_tasks)),
-            n_workers,
+            tasks,
+            engine_threads(n_jobs),
             adaptive=_engine_chooses(n_jobs),
         )
         return _stack(parts)

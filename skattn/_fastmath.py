@@ -4,12 +4,11 @@ The query-by-key logits go through ``exp`` once per entry; on processors without
 AVX-512, NumPy's float64 ``exp`` is a scalar libm call per element and takes most of a
 predict's time. The optional extension ``_skattn_speedups`` (src/_skattn_speedups.c,
 built at install where a C compiler is present, used on processors with AVX2 and FMA)
-is a vectorised version within 1 ulp of libm's, with libm's own results for
-underflow, overflow and NaN. Everything else
-(float32, which NumPy vectorises itself, and strided or read-only arrays) goes to
-``numpy.exp``. The same extension fuses ``exp`` with the pooled sums
-(:func:`exp_pool`): the weights are never written, which saves two passes over the
-query-by-key matrix of a predict.
+is a vectorised version within 1 ulp of the exact value and of libm's, with libm's
+own results for underflow, overflow and NaN. Everything else (float32, which NumPy
+vectorises itself, and strided or read-only arrays) goes to ``numpy.exp``.
+The same extension fuses ``exp`` with the pooled sums (:func:`exp_pool`): the weights
+are never written, which saves two passes over the query-by-key matrix of a predict.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
