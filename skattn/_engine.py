@@ -27,6 +27,7 @@ How it is computed (per chunk of query rows, never more of the query-by-key matr
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import functools
 import threading
 import time
@@ -205,19 +206,7 @@ class PreparedKeys:
                 "Every inverse bandwidth must be positive and finite; a bandwidth "
                 "below about 5.6e-309 has no finite reciprocal."
             )
-        self.center = weighted_mean(keys, w)
-        self.raw = keys  # for distances that must not depend on the keys' order
-        self.z = z = self.transform_queries(keys)
-        self.sq_norms = np.einsum("ij,ij->i", z, z)
-        self.sq_norms_max = float(self.sq_norms.max(initial=0.0))
-        aug = np.empty((d + 2, n), dtype=dtype)
-        aug[:d] = z.T
-        aug[d] = 1.0
-        aug[d + 1] = -0.5 * self.sq_norms
-        if kernel.gemm_logits:
-            # log K + log w = -sq / 2 + log w comes straight out of the GEMM.
-            aug[d + 1] += self.log_w
-        self.aug_t = aug
+        self._place(keys)
         values = np.asarray(values)
         if values.dtype.kind != "f":
             values = values.astype(np.float64)
@@ -257,6 +246,37 @@ class PreparedKeys:
             else None
         )
         self.max_distance_error = _max_distance_error(dtype)
+
+    def _place(self, keys):
+        """Set what depends on where the keys are (not on their values or
+        weights): their centre, scaled rows and the key side of the logits' GEMM."""
+        n, d = keys.shape
+        self.center = weighted_mean(keys, self.w)
+        self.raw = keys  # for distances that must not depend on the keys' order
+        self.z = z = self.transform_queries(keys)
+        self.sq_norms = np.einsum("ij,ij->i", z, z)
+        self.sq_norms_max = float(self.sq_norms.max(initial=0.0))
+        aug = np.empty((d + 2, n), dtype=self.dtype)
+        aug[:d] = z.T
+        aug[d] = 1.0
+        aug[d + 1] = -0.5 * self.sq_norms
+        if self.kernel.gemm_logits:
+            # log K + log w = -sq / 2 + log w comes straight out of the GEMM.
+            aug[d + 1] += self.log_w
+        self.aug_t = aug
+
+    def moved(self, keys):
+        """These keys' values, weights, kernel, scale and dtype at new positions
+        ``keys`` (same shape): a learning objective's keys at its next parameters,
+        without preparing the values again."""
+        keys = np.asarray(keys)
+        if keys.shape != self.raw.shape:
+            raise ValueError(
+                f"moved keys must keep the shape {self.raw.shape}, got {keys.shape}."
+            )
+        other = copy.copy(self)
+        other._place(keys)
+        return other
 
     @property
     def n_keys(self):
@@ -813,10 +833,24 @@ def engine_threads(n_jobs):
         n_jobs = context_n_jobs
     if n_jobs is None:
         limit = _thread_limit()
-        n_cores = cpu_count()
+        n_cores = _cores()
         return max(1, n_cores if limit is None else min(n_cores, limit))
     with parallel_config(backend="threading"):
         return max(1, effective_n_jobs(n_jobs))
+
+
+_cores_seen = [None, -np.inf]  # joblib's cpu_count() and when it was read
+
+
+def _cores():
+    """joblib's ``cpu_count()`` (the cores this process may use, cgroup quotas
+    and affinity included), read again at most once a second: it reads files
+    under /sys and /proc, 70 us a call, more than some of the engine's calls
+    take in all."""
+    now = time.monotonic()
+    if now - _cores_seen[1] > 1.0:
+        _cores_seen[:] = [cpu_count(), now]
+    return _cores_seen[0]
 
 
 def _engine_chooses(n_jobs):

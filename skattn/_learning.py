@@ -612,14 +612,21 @@ class LeaveOneOutObjective:
         def of_keys(a):  # the rows that are keys (no copy when they all are)
             return a if candidates is None or a is None else a[candidates]
 
-        keys = prepare_keys(
-            of_keys(projected),
-            of_keys(self.values),
-            kernel=self.kernel,
-            key_weights=of_keys(self.w),
-            dtype=np.float64,
-            unit_weights=of_keys(self.unit_weights),
-        )
+        template = getattr(self, "_all_keys", None)
+        if candidates is None and template is not None:
+            # every row a key: only their positions change from one call to the next
+            keys = template.moved(projected)
+        else:
+            keys = prepare_keys(
+                of_keys(projected),
+                of_keys(self.values),
+                kernel=self.kernel,
+                key_weights=of_keys(self.w),
+                dtype=np.float64,
+                unit_weights=of_keys(self.unit_weights),
+            )
+            if candidates is None:
+                self._all_keys = keys
         Y_keys, Z_keys = of_keys(self.Y), of_keys(self.Z)
         queries = np.arange(self.n_samples) if rows is None else np.asarray(rows)
         # Each query's own key among the keys (-1 if it is not a key).
@@ -996,8 +1003,11 @@ def minimize_lbfgs(
     last = {}
 
     def fun(params):
+        # the start is evaluated for report first, then again by the optimiser
+        if "grad" in last and np.array_equal(params, last["x"]):
+            return last["loss"], last["grad"].copy()
         loss, grad = objective(params)
-        last["x"], last["loss"] = params.copy(), loss
+        last["x"], last["loss"], last["grad"] = params.copy(), loss, grad.copy()
         return loss, grad
 
     losses = None if held_out is None else []

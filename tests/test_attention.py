@@ -814,3 +814,31 @@ def test_the_trend_without_a_feature_is_its_refit(rng):
         np.testing.assert_allclose(
             apply_trend(trend_without(trend, inverse, j), X), refit, atol=1e-12
         )
+
+
+def test_minimize_lbfgs_evaluates_each_point_once():
+    from skattn._learning import minimize_lbfgs
+
+    seen = []
+
+    class Quadratic:
+        bounds = (np.full(2, -10.0), np.full(2, 10.0))
+
+        def __call__(self, params):
+            seen.append(np.array(params, copy=True))
+            d = params - [1.0, -2.0]
+            return float(d @ d), 2.0 * d
+
+    reports = []
+    x0 = np.array([3.0, 3.0])
+    params, n_iter, message, _, _ = minimize_lbfgs(
+        Quadratic(),
+        x0,
+        max_iter=50,
+        tol=1e-12,
+        report=lambda p, i, loss, held: reports.append((i, loss)),
+    )
+    np.testing.assert_allclose(params, [1.0, -2.0], atol=1e-8)
+    assert message is None and reports[0] == (0, 29.0)
+    # the start, reported first and then taken by the optimiser, was computed once
+    assert sum(np.array_equal(p, x0) for p in seen) == 1

@@ -199,3 +199,34 @@ def test_leave_one_out_rows_are_the_rows_of_the_full_leave_one_out(rng, kernel):
         )
         for a, b in zip(part, full, strict=True):
             np.testing.assert_allclose(a, b[rows], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_moved_keys_equal_keys_prepared_there(rng, kernel):
+    X, V, Q, w = _problem(rng)
+    keys = engine.prepare_keys(X, V, kernel=kernel, key_weights=w, scale=[2.0] * 3)
+    X_new = X * [0.5, 3.0, 1.0] + 0.25
+    moved = keys.moved(X_new)
+    fresh = engine.prepare_keys(X_new, V, kernel=kernel, key_weights=w, scale=[2.0] * 3)
+    for loo in (False, True):
+        queries = None if loo else Q
+        expected = fresh.pool(queries, loo=loo, return_weights=True)
+        got = moved.pool(queries, loo=loo, return_weights=True)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # the original keys stay where they were
+    np.testing.assert_array_equal(keys.raw, X)
+    with pytest.raises(ValueError, match="moved keys must keep the shape"):
+        keys.moved(X[:, :2])
+
+
+def test_cpu_count_is_read_at_most_once_a_second(monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine, "cpu_count", lambda: calls.append(1) or 3)
+    monkeypatch.setattr(engine, "_cores_seen", [None, -np.inf])
+    assert engine._cores() == 3
+    assert engine._cores() == 3
+    assert len(calls) == 1
+    engine._cores_seen[1] -= 2.0  # read more than a second ago
+    assert engine._cores() == 3
+    assert len(calls) == 2

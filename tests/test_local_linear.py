@@ -374,3 +374,66 @@ def test_agrees_with_statsmodels(rng):
     cv_ls = reference.cv_loo(h, reference._est_loc_linear)
     loo = np.mean((_loo_predictions(model)[:, 0] - y) ** 2)
     assert_allclose(loo, cv_ls, rtol=1e-8)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.3])
+def test_solved_fits_equal_the_eigenvector_fits(rng, ridge, monkeypatch):
+    # local designs with every direction kept are solved directly; the same fits
+    # by eigenvectors (the path of degenerate chunks) agree to rounding
+    X, Y = _data(rng, n=60, d=3, n_outputs=2)
+    Q = rng.uniform(-1, 1, size=(30, 3))
+    model = LocalLinearRegressor(bandwidth=[0.7, 0.9, 1.3], ridge=ridge).fit(X, Y)
+    expected = (
+        model.predict(Q),
+        model.marginal_effects(Q),
+        model.attention_weights(Q),
+    )
+
+    def not_positive_definite(a):
+        raise np.linalg.LinAlgError("forced")
+
+    monkeypatch.setattr(np.linalg, "cholesky", not_positive_definite)
+    got = (model.predict(Q), model.marginal_effects(Q), model.attention_weights(Q))
+    for a, b in zip(got, expected, strict=True):
+        assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_snap_to_linear_never_raises_the_objective():
+    from skattn._local_linear import _snap_to_linear
+
+    class Objective:
+        bounds = (np.full(3, -5.0), np.full(3, 10.0))
+
+        def __init__(self, loss):
+            self.loss = loss
+
+        def __call__(self, params):
+            return self.loss(params), np.zeros(3)
+
+    start = np.array([1.0, 2.0, 3.0])
+    every = np.ones(3, bool)
+    # lower toward every cap: all go together
+    falling = Objective(lambda p: -np.sum(p))
+    assert_allclose(_snap_to_linear(falling, start, every), [10.0, 10.0, 10.0])
+    # only the second feature's cap is lower: it alone moves
+    second = Objective(lambda p: (p[0] - 1) ** 2 + (p[2] - 3) ** 2 - p[1])
+    assert_allclose(_snap_to_linear(second, start, every), [1.0, 10.0, 3.0])
+    # higher at every cap, or no candidates: nothing moves
+    rising = Objective(lambda p: np.sum(p))
+    assert_allclose(_snap_to_linear(rising, start, every), start)
+    assert_allclose(_snap_to_linear(falling, start, np.zeros(3, bool)), start)
+    # a candidate already at its cap is no candidate
+    at_cap = np.array([10.0, 2.0, 3.0])
+    assert_allclose(_snap_to_linear(rising, at_cap, every), at_cap)
+
+
+def test_cv_puts_an_exactly_linear_feature_at_the_cap(rng):
+    # the targets linear in x0: its leave-one-out loss is flat in h0 (a local-linear
+    # fit reproduces a line at any bandwidth), and "cv" ends at the linear limit
+    X = rng.uniform(-2, 2, size=(200, 2))
+    y = 2 * X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.normal(size=200)
+    model = LocalLinearRegressor().fit(X, y)
+    span = np.ptp(X, axis=0)
+    assert_allclose(model.bandwidth_[0], 1e4 * span[0], rtol=1e-12)
+    assert model.linear_features_.tolist() == [True, False]
+    assert model.bandwidth_[1] < 0.2 * span[1]
