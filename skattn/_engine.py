@@ -44,7 +44,7 @@ from sklearn.utils import gen_even_slices
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from skattn._fastmath import exp_inplace, exp_pool, exp_pool_applies
+from skattn._fastmath import exp_inplace, exp_pool, exp_pool_applies, gauss_pool
 from skattn._kernels import get_kernel
 
 __all__ = [
@@ -599,26 +599,31 @@ class PreparedKeys:
         statistics, no leave-one-out). The slice's queries are scaled, augmented and
         checked once; each chunk of ``rows`` queries then costs its logits and their
         pooled sums alone (in the cache, the GIL released), and the pooled sums are
-        finished, exact fallback included, once for the slice."""
+        finished, exact fallback included, once for the slice. With the compiled
+        helpers, a Gaussian kernel's slice is one call that computes the logits in
+        the cache too (:func:`skattn._fastmath.gauss_pool`)."""
         raw = np.asarray(queries[s])
         qz = self.transform_queries(raw)
         inexact = self.distance_error_bound(qz) > self.max_distance_error
         inexact = inexact if inexact.any() else None
         n_rows = qz.shape[0]
         pooled = np.empty((n_rows, self.n_outputs + 1), dtype=self.dtype)
-        buffer = np.empty((min(rows, n_rows), self.n_keys), self.dtype)
         # Overflow in the distance GEMM (data huge next to the bandwidth) is caught by
         # the check of the normaliser and recomputed exactly: no warning needed.
         with np.errstate(over="ignore", invalid="ignore"):
             q_aug = _augment_queries(qz) if self.kernel.gemm_logits else None
-            for start in range(0, n_rows, rows):
-                c = slice(start, min(start + rows, n_rows))
-                logits = buffer[: c.stop - c.start]
-                if q_aug is None:
-                    self.logits(qz[c], logits)
-                else:
-                    np.matmul(q_aug[c], self.aug_t, out=logits)
-                self._pooled_sums(logits, pooled[c])
+            if q_aug is not None and self.values_t is not None:
+                gauss_pool(q_aug, self.aug_t, self.values_t, out=pooled)
+            else:
+                buffer = np.empty((min(rows, n_rows), self.n_keys), self.dtype)
+                for start in range(0, n_rows, rows):
+                    c = slice(start, min(start + rows, n_rows))
+                    logits = buffer[: c.stop - c.start]
+                    if q_aug is None:
+                        self.logits(qz[c], logits)
+                    else:
+                        np.matmul(q_aug[c], self.aug_t, out=logits)
+                    self._pooled_sums(logits, pooled[c])
             out[s] = self._finish_pooled(
                 pooled, None, None, self.exact_rows(qz, raw), inexact
             )

@@ -8,7 +8,9 @@ is a vectorised version within 1 ulp of the exact value and of libm's, with libm
 own results for underflow, overflow and NaN. Everything else (float32, which NumPy
 vectorises itself, and strided or read-only arrays) goes to ``numpy.exp``.
 The same extension fuses ``exp`` with the pooled sums (:func:`exp_pool`): the weights
-are never written, which saves two passes over the query-by-key matrix of a predict.
+are never written, which saves two passes over the query-by-key matrix of a predict;
+and, for the Gaussian kernel, the logits' dot products with both
+(:func:`gauss_pool`): the query-by-key matrix is never written at all.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -20,9 +22,11 @@ import numpy as np
 try:  # pragma: no cover - which branch runs depends on the build
     from _skattn_speedups import exp as _compiled_exp
     from _skattn_speedups import exp_pool as _compiled_exp_pool
+    from _skattn_speedups import gauss_pool as _compiled_gauss_pool
     from _skattn_speedups import instruction_set as _instruction_set
 except ImportError:  # pragma: no cover
-    _compiled_exp = _compiled_exp_pool = _instruction_set = None
+    _compiled_exp = _compiled_exp_pool = _compiled_gauss_pool = None
+    _instruction_set = None
 
 #: Most columns (outputs and the normaliser) the fused exp-and-pool takes.
 EXP_POOL_MAX_COLUMNS = 8
@@ -136,3 +140,32 @@ def exp_pool(logits, values_t, out=None):
         np.matmul(weights, values_t.T, out=out)
     out[~np.all(logits <= 709.0, axis=1), -1] = np.nan
     return out
+
+
+def gauss_pool(queries, keys_t, values_t, out=None):
+    """:func:`exp_pool` of the logits ``queries @ keys_t``, computed in the cache
+    by the compiled kernel and never written (each logit a dot product summed in
+    the order of the columns).
+
+    Parameters
+    ----------
+    queries : ndarray of shape (n_queries, n_columns_q)
+        C-contiguous float64 rows (the engine's augmented queries).
+    keys_t : ndarray of shape (n_columns_q, n_keys)
+        C-contiguous float64, the keys by column (the engine's ``aug_t``); the
+        logits must be at most 0, as there.
+    values_t : ndarray of shape (n_columns, n_keys)
+        As for :func:`exp_pool`.
+
+    Returns
+    -------
+    pooled : ndarray of shape (n_queries, n_columns)
+        As :func:`exp_pool` returns for ``queries @ keys_t``.
+    """
+    if out is None:
+        out = np.empty((queries.shape[0], values_t.shape[0]))
+    if BUILT:
+        _compiled_gauss_pool(queries, keys_t, values_t, out)
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        return exp_pool(queries @ keys_t, values_t, out=out)

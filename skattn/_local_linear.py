@@ -106,7 +106,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         The kernel, with the shapes of :class:`sklearn.neighbors.KernelDensity`.
 
     bandwidth : float, array-like of shape (n_features,) or \
-            {"scott", "silverman", "cv"}, default="cv"
+            {"scott", "silverman", "cv", "cv_ls"}, default="cv"
         The kernel's bandwidth, scalar or one per feature, in the units of ``X``.
 
         - "cv": one bandwidth per feature minimising the (weighted) leave-one-out
@@ -124,6 +124,10 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
           rounding. For a compact kernel (no
           gradient: its support moves) one global factor on the choice of
           ``NadarayaWatsonRegressor(bandwidth="cv")`` is searched instead.
+        - "cv_ls": the same search on the leave-one-out squared error alone,
+          without the prior: statsmodels' ``bw="cv_ls"`` criterion, for
+          comparisons with it and for data with many rows per feature, where
+          the prior weighs little anyway. For a compact kernel, as "cv".
         - "scott", "silverman": the rules of thumb of
           :class:`~skattn.NadarayaWatsonRegressor`.
 
@@ -141,8 +145,8 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         :class:`~skattn.NadarayaWatsonRegressor`: None all of them; an int
         ``k`` the ``k`` nearest in the bandwidth-scaled space (top-k); "radius"
         (compact kernels) those within the kernel's support; or the sparse graph
-        of a neighbours transformer. ``bandwidth="cv"`` still searches with all
-        rows.
+        of a neighbours transformer. ``bandwidth="cv"`` (and "cv_ls") still
+        searches with all rows.
 
     {{n_jobs}}
 
@@ -235,7 +239,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         "kernel": [StrOptions(set(KERNELS))],
         "bandwidth": [
             Interval(Real, 0, None, closed="neither"),
-            StrOptions({"scott", "silverman", "cv"}),
+            StrOptions({"scott", "silverman", "cv", "cv_ls"}),
             "array-like",
         ],
         "ridge": [Interval(Real, 0, None, closed="left")],
@@ -297,7 +301,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         0.06
         """
         progress = Progress(type(self).__name__, self.verbose)
-        cv = isinstance(self.bandwidth, str) and self.bandwidth == "cv"
+        cv = isinstance(self.bandwidth, str) and self.bandwidth in ("cv", "cv_ls")
         X, y = validate_data(
             self,
             X,
@@ -308,7 +312,9 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             ensure_min_samples=2 if cv else 1,
         )
         sample_weight = check_sample_weight(sample_weight, X)
-        bandwidth = check_bandwidth_spec(self.bandwidth, X.shape[1])
+        bandwidth = (
+            self.bandwidth if cv else check_bandwidth_spec(self.bandwidth, X.shape[1])
+        )
         # by name: the persisted state holds strings, not types
         self._y_dtype = "float32" if np.asarray(y).dtype == np.float32 else "float64"
         # The local moments are differences of pooled second moments: float64.
@@ -328,7 +334,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         if cv:
             warn_quadratic(
                 type(self).__name__,
-                "bandwidth='cv'",
+                f"bandwidth={self.bandwidth!r}",
                 X_kept.shape[0],
                 "local_linear",
                 SUBSAMPLE_ADVICE,
@@ -406,7 +412,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
                 local=self._local,
                 max_bandwidth=cap,
             ),
-            LINEAR_PRIOR,
+            LINEAR_PRIOR if self.bandwidth == "cv" else 0.0,
         )
         metric = objective.metric
         x0 = np.clip(metric.params_from_bandwidth(start), *objective.bounds)

@@ -7,9 +7,11 @@
  * Almost all of a Nadaraya-Watson predict is exp over the query-by-key logits. NumPy's
  * float64 exp is a scalar libm call per element on processors without AVX-512 (about
  * 10 ns where it is not underflowing), while the GEMMs around it take about 2 ns per
- * entry. This file holds two routines: exp over a float64 buffer in place, and
+ * entry. This file holds three routines: exp over a float64 buffer in place;
  * exp_pool, exp of a chunk of logits pooled against the values without writing the
- * weights. Both are vectorised (AVX2 + FMA code where the processor has them, chosen
+ * weights; and gauss_pool, the same with the logits (the Gaussian kernel's dot
+ * products of augmented queries and keys) computed in the cache too. All are
+ * vectorised (AVX2 + FMA code where the processor has them, chosen
  * at run time; generic code otherwise, which skattn keeps for tests only: on SSE2 it
  * measured no faster than NumPy). The exp:
  *
@@ -156,10 +158,11 @@ static void exp_inplace(double *a, Py_ssize_t n) {
 
 /* ---- Gaussian attention pooling, fused ---------------------------------------
  *
- * out[r, c] = sum_j exp(l_rj) vt[c, j] with the logits l_rj = qa[r] . kt[:, j]
- * (the engine's augmented queries and keys: l is log K + log w shifted so that
- * l <= 0), computed a block of keys at a time in the cache: the logits, their exp
- * and the pooled sums in one pass, the query-by-key matrix never formed. A logit
+ * out[r, c] = sum_j exp(l_rj) vt[c, j] for logits l <= 0 (log K + log w shifted),
+ * a block of keys at a time in the cache: exp_pool takes the logits, gauss_pool
+ * computes them, l_rj = qa[r] . kt[:, j] (the engine's augmented queries and keys),
+ * so that the logits, their exp and the pooled sums are one pass and the
+ * query-by-key matrix is never formed. A logit
  * below POOL_LOW (its weight below DBL_MIN, next to a largest weight of about 1)
  * weighs 0. A row with a NaN logit or one above FAST_HIGH gets NaN in its last
  * column (the engine's normaliser), which sends it down the engine's exact path.
@@ -169,6 +172,7 @@ static void exp_inplace(double *a, Py_ssize_t n) {
 #define POOL_QUERIES 4
 #define POOL_MAX_VALUES 8
 #define LANES 4
+#define UNROLL 4
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* fast_exp4 is always inlined: the ABI of a v4d return value never applies */
@@ -238,6 +242,89 @@ SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
         }
     }
 }
+
+/* pool_impl with the logits computed on the fly: l_rj = sum_k qa[r, k] kt[k, j]
+   for the queries qa (R, K) and keys kt (K, n), each a dot product summed in the
+   order of k, the query-by-key matrix never written. The keys' block of POOL_KEYS
+   columns (K rows) stays in the cache for every query. */
+SKATTN_INLINE void gauss_pool_impl(const double *SKATTN_RESTRICT qa, Py_ssize_t R,
+                                   Py_ssize_t K, const double *SKATTN_RESTRICT kt,
+                                   Py_ssize_t n, const double *SKATTN_RESTRICT vt,
+                                   Py_ssize_t m, double *SKATTN_RESTRICT out) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        for (Py_ssize_t c = 0; c < m; c++) out[r * m + c] = 0.0;
+    }
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += POOL_KEYS) {
+        Py_ssize_t kn = n - k0 < POOL_KEYS ? n - k0 : POOL_KEYS;
+        for (Py_ssize_t r = 0; r < R; r++) {
+            const double *q = qa + r * K;
+            double *o = out + r * m;
+            int over = 0;
+            Py_ssize_t j = 0;
+#if VW > 1
+            v4d sums[POOL_MAX_VALUES];
+            v4i flags = {0, 0, 0, 0};
+            for (Py_ssize_t c = 0; c < m; c++) sums[c] = (v4d){0.0, 0.0, 0.0, 0.0};
+            /* UNROLL vectors at a time: independent chains of FMAs in flight */
+            for (; j + UNROLL * VW <= kn; j += UNROLL * VW) {
+                v4d x[UNROLL];
+                for (int u = 0; u < UNROLL; u++) x[u] = q[0] * load4(kt + k0 + j + u * VW);
+                for (Py_ssize_t k = 1; k < K; k++) {
+                    const double *row = kt + k * n + k0 + j;
+                    for (int u = 0; u < UNROLL; u++) x[u] += q[k] * load4(row + u * VW);
+                }
+                v4d e[UNROLL];
+                for (int u = 0; u < UNROLL; u++) {
+                    flags |= ~(x[u] <= FAST_HIGH);
+                    e[u] = (v4d)((v4u)fast_exp4(x[u]) & (v4u)(x[u] >= POOL_LOW));
+                }
+                for (Py_ssize_t c = 0; c < m; c++) {
+                    const double *v = vt + c * n + k0 + j;
+                    for (int u = 0; u < UNROLL; u++) sums[c] += e[u] * load4(v + u * VW);
+                }
+            }
+            for (; j + VW <= kn; j += VW) {
+                v4d x = q[0] * load4(kt + k0 + j);
+                for (Py_ssize_t k = 1; k < K; k++) x += q[k] * load4(kt + k * n + k0 + j);
+                flags |= ~(x <= FAST_HIGH);
+                v4d e = (v4d)((v4u)fast_exp4(x) & (v4u)(x >= POOL_LOW));
+                for (Py_ssize_t c = 0; c < m; c++) {
+                    sums[c] += e * load4(vt + c * n + k0 + j);
+                }
+            }
+            for (Py_ssize_t c = 0; c < m; c++) {
+                o[c] += (sums[c][0] + sums[c][2]) + (sums[c][1] + sums[c][3]);
+            }
+            over = (flags[0] | flags[1] | flags[2] | flags[3]) != 0;
+#endif
+            for (; j < kn; j++) {
+                double x = q[0] * kt[k0 + j];
+                for (Py_ssize_t k = 1; k < K; k++) x += q[k] * kt[k * n + k0 + j];
+                over |= !(x <= FAST_HIGH);
+                double e = x >= POOL_LOW ? fast_exp(x) : 0.0;
+                for (Py_ssize_t c = 0; c < m; c++) o[c] += e * vt[c * n + k0 + j];
+            }
+            if (over) o[m - 1] = NAN;
+        }
+    }
+}
+
+static void gauss_pool_generic(const double *SKATTN_RESTRICT qa, Py_ssize_t R,
+                               Py_ssize_t K, const double *SKATTN_RESTRICT kt,
+                               Py_ssize_t n, const double *SKATTN_RESTRICT vt,
+                               Py_ssize_t m, double *SKATTN_RESTRICT out) {
+    gauss_pool_impl(qa, R, K, kt, n, vt, m, out);
+}
+
+#ifdef SKATTN_X86_DISPATCH
+__attribute__((target("avx2,fma"))) static void
+gauss_pool_avx2(const double *SKATTN_RESTRICT qa, Py_ssize_t R, Py_ssize_t K,
+                const double *SKATTN_RESTRICT kt, Py_ssize_t n,
+                const double *SKATTN_RESTRICT vt, Py_ssize_t m,
+                double *SKATTN_RESTRICT out) {
+    gauss_pool_impl(qa, R, K, kt, n, vt, m, out);
+}
+#endif
 
 static void pool_generic(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
                          Py_ssize_t n, const double *SKATTN_RESTRICT vt, Py_ssize_t m,
@@ -331,6 +418,49 @@ fail:
     return NULL;
 }
 
+typedef void (*gauss_pool_fn)(const double *SKATTN_RESTRICT, Py_ssize_t, Py_ssize_t,
+                              const double *SKATTN_RESTRICT, Py_ssize_t,
+                              const double *SKATTN_RESTRICT, Py_ssize_t,
+                              double *SKATTN_RESTRICT);
+
+static gauss_pool_fn gauss_pool_block = NULL;
+
+static PyObject *speedups_gauss_pool(PyObject *self, PyObject *args) {
+    PyObject *objs[4];
+    Py_buffer views[4];
+    static const char *names[4] = {"queries", "keys", "values", "out"};
+    int got = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO:gauss_pool", &objs[0], &objs[1], &objs[2],
+                          &objs[3])) {
+        return NULL;
+    }
+    for (; got < 4; got++) {
+        if (matrix_buffer(objs[got], &views[got], got == 3, names[got]) < 0) {
+            goto fail;
+        }
+    }
+    Py_ssize_t R = views[0].shape[0], K = views[0].shape[1];
+    Py_ssize_t n = views[1].shape[1], m = views[2].shape[0];
+    if (K < 1 || views[1].shape[0] != K || views[2].shape[1] != n ||
+        views[3].shape[0] != R || views[3].shape[1] != m || m < 1 ||
+        m > POOL_MAX_VALUES) {
+        PyErr_SetString(PyExc_ValueError,
+                        "gauss_pool: shapes must be queries (R, K), keys (K, n), "
+                        "values (m, n) and out (R, m), with K >= 1 and 1 <= m <= 8");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    gauss_pool_block((const double *)views[0].buf, R, K, (const double *)views[1].buf,
+                     n, (const double *)views[2].buf, m, (double *)views[3].buf);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 4; i++) PyBuffer_Release(&views[i]);
+    Py_RETURN_NONE;
+fail:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
 static PyObject *speedups_instruction_set(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -353,12 +483,14 @@ static PyObject *speedups_use_instruction_set(PyObject *self, PyObject *arg) {
     if (strcmp(name, "generic") == 0) {
         exp_block = exp_block_generic;
         pool_block = pool_generic;
+        gauss_pool_block = gauss_pool_generic;
         Py_RETURN_NONE;
     }
 #ifdef SKATTN_X86_DISPATCH
     if (strcmp(name, "avx2+fma") == 0 && choose_block() == exp_block_avx2) {
         exp_block = exp_block_avx2;
         pool_block = pool_avx2;
+        gauss_pool_block = gauss_pool_avx2;
         Py_RETURN_NONE;
     }
 #endif
@@ -374,6 +506,10 @@ static PyMethodDef speedups_methods[] = {
      "out[r, c] = sum_j exp(logits[r, j]) * values[c, j] for logits <= 0, fused;\n"
      "logits below -708.39 weigh 0, and out[r, -1] is NaN where a logit of row r\n"
      "is NaN or above 709."},
+    {"gauss_pool", speedups_gauss_pool, METH_VARARGS,
+     "gauss_pool(queries, keys, values, out, /)\n--\n\n"
+     "exp_pool of the logits queries @ keys, computed on the fly and never\n"
+     "written: out[r, c] = sum_j exp(queries[r] . keys[:, j]) * values[c, j]."},
     {"instruction_set", speedups_instruction_set, METH_NOARGS,
      "instruction_set()\n--\n\nThe code path exp runs on: 'avx2+fma' or 'generic'."},
     {"use_instruction_set", speedups_use_instruction_set, METH_O,
@@ -391,9 +527,11 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC PyInit__skattn_speedups(void) {
     exp_block = choose_block();
     pool_block = pool_generic;
+    gauss_pool_block = gauss_pool_generic;
 #ifdef SKATTN_X86_DISPATCH
     if (exp_block == exp_block_avx2) {
         pool_block = pool_avx2;
+        gauss_pool_block = gauss_pool_avx2;
     }
 #endif
     return PyModule_Create(&speedups_module);

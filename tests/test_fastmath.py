@@ -253,6 +253,92 @@ def test_exp_pool_checks_its_arrays():
     )
 
 
+def _gauss_problem(rng, n_queries, n_keys, n_columns, K):
+    """Augmented queries and keys whose products are logits <= 0, as the engine's."""
+    queries = rng.normal(size=(n_queries, K))
+    keys_t = rng.normal(size=(K, n_keys))
+    queries[:, -1] = 1.0
+    bound = np.abs(queries[:, :-1]) @ np.abs(keys_t[:-1])
+    keys_t[-1] = -bound.max(axis=0) - rng.exponential(5.0, size=n_keys)
+    values_t = rng.normal(size=(n_columns, n_keys))
+    values_t[-1] = 1.0
+    return queries, keys_t, values_t
+
+
+@pytest.mark.parametrize("n_keys", [1, 3, 4, 15, 16, 17, 512, 513, 2050])
+@pytest.mark.parametrize("n_columns", [1, 2, 8])
+@pytest.mark.parametrize("K", [1, 3, 10])
+def test_gauss_pool_is_exp_pool_of_the_products(
+    instruction_set, rng, n_keys, n_columns, K
+):
+    queries, keys_t, values_t = _gauss_problem(rng, 7, n_keys, n_columns, K)
+    got = fastmath.gauss_pool(queries, keys_t, values_t)
+    logits = queries @ keys_t
+    expected = _reference_pool(logits, values_t)
+    # the dot products summed in another order than BLAS's: an error of about
+    # K eps |q| |k| in each logit, a relative one in its weight
+    tolerance = 4 * K * np.finfo(float).eps * (np.abs(queries) @ np.abs(keys_t))
+    scale = (np.exp(logits) * (1 + tolerance)) @ np.abs(values_t.T)
+    np.testing.assert_array_less(np.abs(got - expected), scale * 1e-13 + 1e-300)
+    # each row's result does not depend on the rows around it
+    for r in range(queries.shape[0]):
+        alone = fastmath.gauss_pool(queries[r : r + 1], keys_t, values_t)
+        np.testing.assert_array_equal(alone[0], got[r])
+
+
+def test_gauss_pool_flags_nan_and_overflow_and_ignores_underflow(instruction_set):
+    keys_t = np.array([[1.0] * 21, [-1.0] * 21])
+    queries = np.array(
+        [[0.0, 1.0], [np.nan, 1.0], [712.0, 1.0], [0.0, 800.0], [np.inf, 0.0]]
+    )
+    keys_t[1, 20] = -np.inf
+    values_t = np.ones((2, 21))
+    got = fastmath.gauss_pool(queries, keys_t, values_t)
+    np.testing.assert_allclose(got[0], 20 * np.exp(-1.0), rtol=1e-14)
+    assert np.isnan(got[1, -1]) and np.isnan(got[2, -1]) and np.isnan(got[4, -1])
+    np.testing.assert_array_equal(got[3], 0.0)  # every weight below tiny: zero
+
+
+def test_gauss_pool_without_the_extension_is_the_same(rng, monkeypatch):
+    queries, keys_t, values_t = _gauss_problem(rng, 5, 37, 3, 4)
+    compiled = (
+        fastmath.gauss_pool(queries, keys_t, values_t) if fastmath.BUILT else None
+    )
+    monkeypatch.setattr(fastmath, "BUILT", False)
+    plain = fastmath.gauss_pool(queries, keys_t, values_t)
+    expected = _reference_pool(queries @ keys_t, values_t)
+    np.testing.assert_allclose(plain, expected, rtol=1e-13)
+    if compiled is not None:
+        np.testing.assert_allclose(compiled, plain, rtol=1e-12)
+
+
+def test_gauss_pool_checks_its_arrays():
+    if not fastmath.BUILT:
+        pytest.skip("the C extension is not built")
+    out = np.empty((2, 2))
+    with pytest.raises(TypeError, match="queries"):
+        speedups.gauss_pool(
+            np.zeros((2, 3), np.float32), np.zeros((3, 4)), np.zeros((2, 4)), out
+        )
+    with pytest.raises(ValueError, match="shapes"):
+        speedups.gauss_pool(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((2, 4)), out)
+    with pytest.raises(ValueError, match="shapes"):
+        speedups.gauss_pool(np.zeros((2, 3)), np.zeros((3, 4)), np.zeros((2, 5)), out)
+    with pytest.raises(ValueError, match="shapes"):
+        speedups.gauss_pool(np.zeros((2, 0)), np.zeros((0, 4)), np.zeros((2, 4)), out)
+    with pytest.raises((BufferError, ValueError)):
+        speedups.gauss_pool(
+            np.zeros((2, 3)),
+            np.zeros((3, 4)),
+            np.zeros((2, 4)),
+            np.zeros((2, 4))[:, :2],
+        )
+    np.testing.assert_array_equal(
+        fastmath.gauss_pool(np.zeros((2, 3)), np.zeros((3, 0)), np.zeros((2, 0))),
+        np.zeros((2, 2)),
+    )
+
+
 @given(
     arrays(
         np.float64,

@@ -284,15 +284,25 @@ def test_linear_prior_value_and_gradient(rng, strength):
 
 
 def test_cv_prior_pulls_toward_linear(rng, monkeypatch):
-    # a nearly linear target with few rows: without the prior the leave-one-out
-    # loss alone tunes some bandwidths narrow; with it they are wider
+    # a nearly linear target with few rows: without the prior ("cv_ls") the
+    # leave-one-out loss alone tunes some bandwidths narrow; with it they are wider
     import skattn._local_linear as local_linear
 
     X = rng.normal(size=(60, 4))
     y = X @ [1.0, -0.5, 0.3, 0.0] + 0.1 * X[:, 0] ** 2 + 0.5 * rng.normal(size=60)
     with_prior = LocalLinearRegressor().fit(X, y)
-    monkeypatch.setattr(local_linear, "LINEAR_PRIOR", 1e-12)
-    without = LocalLinearRegressor().fit(X, y)
+    without = LocalLinearRegressor(bandwidth="cv_ls").fit(X, y)
+    # "cv_ls" is "cv" with the prior's strength at 0
+    monkeypatch.setattr(local_linear, "LINEAR_PRIOR", 0.0)
+    assert_allclose(
+        LocalLinearRegressor().fit(X, y).bandwidth_, without.bandwidth_, rtol=1e-12
+    )
+
+    # and its leave-one-out error is the lower one
+    def loo(model):
+        return np.mean((_loo_predictions(model)[:, 0] - y) ** 2)
+
+    assert loo(without) <= loo(with_prior)
     spread = X.std(axis=0)
 
     def precision(model):  # what the prior penalises
