@@ -198,11 +198,58 @@ DEFINE_FAST_EXP(fast_exp4, v4d, v4u, (v4u), (v4d))
 #define VW 1
 #endif
 
+/* The logit of one query at key `at`: read from its row of logits, or, where q is
+   not NULL, the dot product of the augmented query q (K entries) with the key's
+   column of kt (K rows of n), summed in the order of k. */
+SKATTN_INLINE double logit1(const double *SKATTN_RESTRICT row,
+                            const double *SKATTN_RESTRICT q, Py_ssize_t K,
+                            const double *SKATTN_RESTRICT kt, Py_ssize_t n,
+                            Py_ssize_t at) {
+    if (q == NULL) return row[at];
+    double x = q[0] * kt[at];
+    for (Py_ssize_t k = 1; k < K; k++) x += q[k] * kt[k * n + at];
+    return x;
+}
+
+#if VW > 1
+/* The weights of `lanes` vectors of keys from `at` (their logits as logit1's, the
+   dot products over k outermost so that `lanes` independent chains of FMAs are in
+   flight), pooled into sums (m of them), and their logits' flags (NaN or above
+   FAST_HIGH) into flags; always inlined with a constant `lanes`. */
+SKATTN_INLINE void pool_vectors(int lanes, const double *SKATTN_RESTRICT row,
+                                const double *SKATTN_RESTRICT q, Py_ssize_t K,
+                                const double *SKATTN_RESTRICT kt, Py_ssize_t n,
+                                const double *SKATTN_RESTRICT vt, Py_ssize_t m,
+                                Py_ssize_t at, v4d *sums, v4i *flags) {
+    v4d x[UNROLL], e[UNROLL];
+    if (q == NULL) {
+        for (int u = 0; u < lanes; u++) x[u] = load4(row + at + u * VW);
+    } else {
+        for (int u = 0; u < lanes; u++) x[u] = q[0] * load4(kt + at + u * VW);
+        for (Py_ssize_t k = 1; k < K; k++) {
+            const double *column = kt + k * n + at;
+            for (int u = 0; u < lanes; u++) x[u] += q[k] * load4(column + u * VW);
+        }
+    }
+    for (int u = 0; u < lanes; u++) {
+        *flags |= ~(x[u] <= FAST_HIGH);
+        e[u] = (v4d)((v4u)fast_exp4(x[u]) & (v4u)(x[u] >= POOL_LOW));
+    }
+    for (Py_ssize_t c = 0; c < m; c++) {
+        const double *v = vt + c * n + at;
+        for (int u = 0; u < lanes; u++) sums[c] += e[u] * load4(v + u * VW);
+    }
+}
+#endif
+
 /* out[r, c] = sum_j w_rj vt[c, j], w_rj = exp(l_rj) (0 below POOL_LOW), for the
-   logits l (R, n); out[r, m - 1] = NaN where a logit of row r is NaN or above
-   FAST_HIGH. Keys go by blocks of POOL_KEYS so that their values stay in the cache
-   for every row. */
-SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
+   logits l (R, n), given (qa NULL) or the products qa (R, K) @ kt (K, n);
+   out[r, m - 1] = NaN where a logit of row r is NaN or above FAST_HIGH. Keys go by
+   blocks of POOL_KEYS so that their values (and columns) stay in the cache for
+   every row. Each row's sums depend on that row alone. */
+SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits,
+                             const double *SKATTN_RESTRICT qa, Py_ssize_t K,
+                             const double *SKATTN_RESTRICT kt, Py_ssize_t R,
                              Py_ssize_t n, const double *SKATTN_RESTRICT vt,
                              Py_ssize_t m, double *SKATTN_RESTRICT out) {
     for (Py_ssize_t r = 0; r < R; r++) {
@@ -211,7 +258,8 @@ SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
     for (Py_ssize_t k0 = 0; k0 < n; k0 += POOL_KEYS) {
         Py_ssize_t kn = n - k0 < POOL_KEYS ? n - k0 : POOL_KEYS;
         for (Py_ssize_t r = 0; r < R; r++) {
-            const double *l = logits + r * n + k0;
+            const double *row = qa == NULL ? logits + r * n : NULL;
+            const double *q = qa == NULL ? NULL : qa + r * K;
             double *o = out + r * m;
             int over = 0;
             Py_ssize_t j = 0;
@@ -219,78 +267,11 @@ SKATTN_INLINE void pool_impl(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
             v4d sums[POOL_MAX_VALUES];
             v4i flags = {0, 0, 0, 0};
             for (Py_ssize_t c = 0; c < m; c++) sums[c] = (v4d){0.0, 0.0, 0.0, 0.0};
-            for (; j + VW <= kn; j += VW) {
-                v4d x = load4(l + j);
-                flags |= ~(x <= FAST_HIGH);
-                v4d e = (v4d)((v4u)fast_exp4(x) & (v4u)(x >= POOL_LOW));
-                for (Py_ssize_t c = 0; c < m; c++) {
-                    sums[c] += e * load4(vt + c * n + k0 + j);
-                }
-            }
-            for (Py_ssize_t c = 0; c < m; c++) {
-                o[c] += (sums[c][0] + sums[c][2]) + (sums[c][1] + sums[c][3]);
-            }
-            over = (flags[0] | flags[1] | flags[2] | flags[3]) != 0;
-#endif
-            for (; j < kn; j++) {
-                double x = l[j];
-                over |= !(x <= FAST_HIGH);
-                double e = x >= POOL_LOW ? fast_exp(x) : 0.0;
-                for (Py_ssize_t c = 0; c < m; c++) o[c] += e * vt[c * n + k0 + j];
-            }
-            if (over) o[m - 1] = NAN;
-        }
-    }
-}
-
-/* pool_impl with the logits computed on the fly: l_rj = sum_k qa[r, k] kt[k, j]
-   for the queries qa (R, K) and keys kt (K, n), each a dot product summed in the
-   order of k, the query-by-key matrix never written. The keys' block of POOL_KEYS
-   columns (K rows) stays in the cache for every query. */
-SKATTN_INLINE void gauss_pool_impl(const double *SKATTN_RESTRICT qa, Py_ssize_t R,
-                                   Py_ssize_t K, const double *SKATTN_RESTRICT kt,
-                                   Py_ssize_t n, const double *SKATTN_RESTRICT vt,
-                                   Py_ssize_t m, double *SKATTN_RESTRICT out) {
-    for (Py_ssize_t r = 0; r < R; r++) {
-        for (Py_ssize_t c = 0; c < m; c++) out[r * m + c] = 0.0;
-    }
-    for (Py_ssize_t k0 = 0; k0 < n; k0 += POOL_KEYS) {
-        Py_ssize_t kn = n - k0 < POOL_KEYS ? n - k0 : POOL_KEYS;
-        for (Py_ssize_t r = 0; r < R; r++) {
-            const double *q = qa + r * K;
-            double *o = out + r * m;
-            int over = 0;
-            Py_ssize_t j = 0;
-#if VW > 1
-            v4d sums[POOL_MAX_VALUES];
-            v4i flags = {0, 0, 0, 0};
-            for (Py_ssize_t c = 0; c < m; c++) sums[c] = (v4d){0.0, 0.0, 0.0, 0.0};
-            /* UNROLL vectors at a time: independent chains of FMAs in flight */
             for (; j + UNROLL * VW <= kn; j += UNROLL * VW) {
-                v4d x[UNROLL];
-                for (int u = 0; u < UNROLL; u++) x[u] = q[0] * load4(kt + k0 + j + u * VW);
-                for (Py_ssize_t k = 1; k < K; k++) {
-                    const double *row = kt + k * n + k0 + j;
-                    for (int u = 0; u < UNROLL; u++) x[u] += q[k] * load4(row + u * VW);
-                }
-                v4d e[UNROLL];
-                for (int u = 0; u < UNROLL; u++) {
-                    flags |= ~(x[u] <= FAST_HIGH);
-                    e[u] = (v4d)((v4u)fast_exp4(x[u]) & (v4u)(x[u] >= POOL_LOW));
-                }
-                for (Py_ssize_t c = 0; c < m; c++) {
-                    const double *v = vt + c * n + k0 + j;
-                    for (int u = 0; u < UNROLL; u++) sums[c] += e[u] * load4(v + u * VW);
-                }
+                pool_vectors(UNROLL, row, q, K, kt, n, vt, m, k0 + j, sums, &flags);
             }
             for (; j + VW <= kn; j += VW) {
-                v4d x = q[0] * load4(kt + k0 + j);
-                for (Py_ssize_t k = 1; k < K; k++) x += q[k] * load4(kt + k * n + k0 + j);
-                flags |= ~(x <= FAST_HIGH);
-                v4d e = (v4d)((v4u)fast_exp4(x) & (v4u)(x >= POOL_LOW));
-                for (Py_ssize_t c = 0; c < m; c++) {
-                    sums[c] += e * load4(vt + c * n + k0 + j);
-                }
+                pool_vectors(1, row, q, K, kt, n, vt, m, k0 + j, sums, &flags);
             }
             for (Py_ssize_t c = 0; c < m; c++) {
                 o[c] += (sums[c][0] + sums[c][2]) + (sums[c][1] + sums[c][3]);
@@ -298,8 +279,7 @@ SKATTN_INLINE void gauss_pool_impl(const double *SKATTN_RESTRICT qa, Py_ssize_t 
             over = (flags[0] | flags[1] | flags[2] | flags[3]) != 0;
 #endif
             for (; j < kn; j++) {
-                double x = q[0] * kt[k0 + j];
-                for (Py_ssize_t k = 1; k < K; k++) x += q[k] * kt[k * n + k0 + j];
+                double x = logit1(row, q, K, kt, n, k0 + j);
                 over |= !(x <= FAST_HIGH);
                 double e = x >= POOL_LOW ? fast_exp(x) : 0.0;
                 for (Py_ssize_t c = 0; c < m; c++) o[c] += e * vt[c * n + k0 + j];
@@ -313,7 +293,7 @@ static void gauss_pool_generic(const double *SKATTN_RESTRICT qa, Py_ssize_t R,
                                Py_ssize_t K, const double *SKATTN_RESTRICT kt,
                                Py_ssize_t n, const double *SKATTN_RESTRICT vt,
                                Py_ssize_t m, double *SKATTN_RESTRICT out) {
-    gauss_pool_impl(qa, R, K, kt, n, vt, m, out);
+    pool_impl(NULL, qa, K, kt, R, n, vt, m, out);
 }
 
 #ifdef SKATTN_X86_DISPATCH
@@ -322,21 +302,21 @@ gauss_pool_avx2(const double *SKATTN_RESTRICT qa, Py_ssize_t R, Py_ssize_t K,
                 const double *SKATTN_RESTRICT kt, Py_ssize_t n,
                 const double *SKATTN_RESTRICT vt, Py_ssize_t m,
                 double *SKATTN_RESTRICT out) {
-    gauss_pool_impl(qa, R, K, kt, n, vt, m, out);
+    pool_impl(NULL, qa, K, kt, R, n, vt, m, out);
 }
 #endif
 
 static void pool_generic(const double *SKATTN_RESTRICT logits, Py_ssize_t R,
                          Py_ssize_t n, const double *SKATTN_RESTRICT vt, Py_ssize_t m,
                          double *SKATTN_RESTRICT out) {
-    pool_impl(logits, R, n, vt, m, out);
+    pool_impl(logits, NULL, 0, NULL, R, n, vt, m, out);
 }
 
 #ifdef SKATTN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) static void
 pool_avx2(const double *SKATTN_RESTRICT logits, Py_ssize_t R, Py_ssize_t n,
           const double *SKATTN_RESTRICT vt, Py_ssize_t m, double *SKATTN_RESTRICT out) {
-    pool_impl(logits, R, n, vt, m, out);
+    pool_impl(logits, NULL, 0, NULL, R, n, vt, m, out);
 }
 #endif
 
