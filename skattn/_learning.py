@@ -61,6 +61,7 @@ __all__ = [
     "EARLY_STOPPING_MIN_ROWS",
     "LEARNABLE_KERNELS",
     "METRICS",
+    "LastValue",
     "DiagonalMetric",
     "FullMetric",
     "HeldOutLoss",
@@ -962,6 +963,23 @@ def _start(objective, init, X, Y, minibatch, progress=None):
 # -- optimisers ------------------------------------------------------------------
 
 
+class LastValue:
+    """An objective ``params -> (loss, grad)`` that remembers its last evaluation:
+    called again at the same parameters, it returns them without computing."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.bounds = objective.bounds
+        self._last = None
+
+    def __call__(self, params):
+        params = np.asarray(params, dtype=np.float64)
+        if self._last is None or not np.array_equal(params, self._last[0]):
+            loss, grad = self.objective(params)
+            self._last = (params.copy(), loss, np.array(grad, copy=True))
+        return self._last[1], self._last[2].copy()
+
+
 class _EarlyStop(Exception):
     """Raised from the optimiser's callback once the held-out loss stopped
     improving."""
@@ -1000,16 +1018,9 @@ def minimize_lbfgs(
     best_iter : int
         The iteration of ``params`` (the last one without ``held_out``).
     """
-    last = {}
-
-    def fun(params):
-        # the start is evaluated for report first, then again by the optimiser
-        if "grad" in last and np.array_equal(params, last["x"]):
-            return last["loss"], last["grad"].copy()
-        loss, grad = objective(params)
-        last["x"], last["loss"], last["grad"] = params.copy(), loss, grad.copy()
-        return loss, grad
-
+    # the start is evaluated for report first, then again by the optimiser, and
+    # the callback looks at the iterate the optimiser evaluated last
+    fun = objective if isinstance(objective, LastValue) else LastValue(objective)
     losses = None if held_out is None else []
     best = {"loss": np.inf, "x": x0.copy(), "iter": 0, "since": 0}
 
@@ -1031,7 +1042,7 @@ def minimize_lbfgs(
 
     def on_iteration(xk):
         n_iter[0] += 1
-        loss = last["loss"] if np.array_equal(xk, last.get("x")) else fun(xk)[0]
+        loss = fun(xk)[0]
         observe(xk, n_iter[0], loss)
 
     message = None

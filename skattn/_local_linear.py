@@ -26,6 +26,7 @@ from skattn._engine import chunk_rows, map_query_chunks, owns_threads, weighted_
 from skattn._kernels import KERNELS
 from skattn._learning import (
     LEARNABLE_KERNELS,
+    LastValue,
     LeaveOneOutObjective,
     LinearPrior,
     minimize_lbfgs,
@@ -420,7 +421,7 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         def report(params, n_iter, loss, held_out_loss):
             progress.step("cv iter", n_iter, CV_MAX_ITER, objective=float(loss))
 
-        objective = _LastValue(objective)
+        objective = LastValue(objective)  # _snap_to_linear looks again
         params, self.n_iter_, message, _, _ = minimize_lbfgs(
             objective, x0, max_iter=CV_MAX_ITER, tol=CV_TOL, report=report
         )
@@ -740,23 +741,6 @@ def _snap_to_linear(objective, params, candidates):
             if len(features) == candidates.size:
                 break
     return params
-
-
-class _LastValue:
-    """An objective that remembers its last evaluation (the optimiser's last
-    iterate is then free to look at again)."""
-
-    def __init__(self, objective):
-        self.objective = objective
-        self.bounds = objective.bounds
-        self._last = None
-
-    def __call__(self, params):
-        params = np.asarray(params, dtype=np.float64)
-        if self._last is None or not np.array_equal(params, self._last[0]):
-            loss, grad = self.objective(params)
-            self._last = (params.copy(), loss, grad)
-        return self._last[1], self._last[2].copy()
 
 
 def _fit_rows(X, estimator, head, prepared, what):

@@ -169,9 +169,7 @@ static void exp_inplace(double *a, Py_ssize_t n) {
  */
 #define POOL_LOW (-708.39)
 #define POOL_KEYS 512
-#define POOL_QUERIES 4
 #define POOL_MAX_VALUES 8
-#define LANES 4
 #define UNROLL 4
 
 #if defined(__GNUC__) && !defined(__clang__)
