@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn import get_config
 
-from skattn._engine import chunk_rows, map_slices, prepare_keys
+from skattn._engine import LOGIT_FLOOR, chunk_rows, map_slices, prepare_keys
 from skattn._fastmath import exp_inplace
 from skattn._kernels import get_kernel
 from skattn._losses import get_loss
@@ -165,7 +165,13 @@ class _LeaveOneOutError:
         n = X.shape[0]
         itemsize = X.dtype.itemsize
         self.rows = chunk_rows(n, itemsize, n_temporaries=3)
-        self.logit_floor = np.log(np.finfo(X.dtype).tiny) + 8.0
+        # with the row maximum at 0, a logit at the floor weighs nothing (float64:
+        # the engine's LOGIT_FLOOR, whose weights keep their products normal)
+        self.logit_floor = (
+            LOGIT_FLOOR
+            if X.dtype == np.float64
+            else float(np.log(np.finfo(X.dtype).tiny)) + 8.0
+        )
         self.sq = self.shift = None
         if n * n * itemsize <= get_config()["working_memory"] * 2**20:
             self.sq = np.empty((n, n), dtype=X.dtype)
@@ -220,8 +226,7 @@ class _LeaveOneOutError:
                 if not keys.uniform:
                     e += keys.log_w
                 if not self.kernel.compact:
-                    # exp is many times slower where it underflows; with the row
-                    # maximum at 0, a logit below log(tiny) + 8 weighs nothing.
+                    # exp is many times slower where it underflows
                     np.maximum(e, self.logit_floor, out=e)
                 exp_inplace(e)
                 pooled = keys.finish_chunk(

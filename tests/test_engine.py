@@ -230,3 +230,24 @@ def test_cpu_count_is_read_at_most_once_a_second(monkeypatch):
     engine._cores_seen[1] -= 2.0  # read more than a second ago
     assert engine._cores() == 3
     assert len(calls) == 2
+
+
+def test_floored_weights_keep_their_products_normal(rng):
+    # Narrow bandwidths: most weights underflow. Raised to LOGIT_FLOOR before
+    # their exp, none is subnormal, nor is its product with a value of ordinary
+    # size (subnormal operands slowed the learning objective's GEMMs 10-35 times),
+    # and the pooled values are those of the exact weights (to the rounding of the
+    # distance GEMM, whose logits here reach -1e4).
+    X = rng.normal(size=(300, 2))
+    V = rng.normal(size=(300, 1))
+    keys = engine.prepare_keys(X, V, kernel="gaussian", scale=[30.0, 30.0])
+    e = np.empty((300, 300))
+    keys.unnormalised_weights(keys.transform_queries(X), e)
+    assert e.min() >= np.exp(engine.LOGIT_FLOOR) > 2.0**-600
+    products = e[:, :, None] * np.array([1e-100, 1e-20, 1.0, 1e100])
+    assert products.min() >= np.finfo(np.float64).tiny
+    got = keys.pool(None, loo=True)
+    sq = ((X[:, None, :] - X[None]) ** 2).sum(-1) * 900.0
+    np.fill_diagonal(sq, np.inf)
+    weights = softmax(-0.5 * sq, axis=1)
+    np.testing.assert_allclose(got, weights @ V, rtol=1e-10, atol=1e-300)
