@@ -49,14 +49,29 @@ class AttentionRegressor(
 
     Parameters
     ----------
-    metric : {"isotropic", "diagonal", "full"}, default="diagonal"
+    metric : {"auto", "isotropic", "diagonal", "full"}, default="auto"
         What is learned: one bandwidth (the parametric attention pooling of Dive
         into Deep Learning), one bandwidth per feature, or a projection
-        ``components_`` of shape (n_components, n_features).
+        ``components_`` of shape (n_components, n_features). "auto": one
+        bandwidth per feature, then a full projection started where the
+        bandwidths started, learned on the rows not held out by
+        ``validation_fraction`` and stopped early on them; the projection is kept
+        only where the held-out rows' loss under it is lower than under the
+        learned bandwidths by more than two standard errors of their paired
+        differences (``metric_`` says which was kept). The projection is tried
+        on full-batch fits with ``early_stopping`` not False, from 100 rows and
+        2 to 64 features. A projection of many parameters overfits small or
+        noisy data where the bandwidths do not, but only it captures structure
+        along directions that mix features: on a target that varies along
+        ``x0 + x1`` and ``x2 - x3`` (600 rows), R^2 on new rows is 0.71 with the
+        bandwidths and 0.92 with the projection that "auto" keeps; on the
+        development panel's regression data sets it keeps the bandwidths
+        everywhere, where "full" alone scores lower on most. Trying it costs a
+        second fit, stopped early.
 
     n_components : int, default=None
         Dimension of the learned projection for ``metric="full"``; None means
-        n_features. Ignored by the other metrics.
+        n_features. Ignored by the other metrics ("auto" tries n_features).
 
     kernel : {"gaussian", "exponential"}, default="gaussian"
         The kernel. Only kernels with full support, differentiable almost
@@ -162,7 +177,8 @@ class AttentionRegressor(
         in the units of ``X``.
 
     random_state : int, RandomState instance or None, default=None
-        Draws the mini-batches. Full-batch fits are deterministic.
+        Draws the mini-batches and the rows held out by ``early_stopping`` (and
+        by ``metric="auto"``). Full-batch fits are otherwise deterministic.
 
     verbose : int, default=0
         When positive, print progress lines: the start-up search (``init="cv"``)
@@ -185,6 +201,10 @@ class AttentionRegressor(
 
     Attributes
     ----------
+    metric_ : str
+        The metric learned: ``metric``, or for ``metric="auto"`` the one kept
+        ("diagonal" or "full").
+
     bandwidth_ : ndarray of shape (n_features,)
         Learned bandwidths in the units of ``X`` (metric "isotropic" or
         "diagonal"; all equal for "isotropic").
@@ -214,19 +234,24 @@ class AttentionRegressor(
         1`` leave-one-out passes at the end of ``fit``.
 
     n_iter_ : int
-        Number of iterations (L-BFGS-B iterations or mini-batch steps) run.
+        Number of iterations (L-BFGS-B iterations or mini-batch steps) run; for
+        ``metric="auto"``, those of the bandwidths and of the projection tried.
 
     validation_scores_ : list of float or None
         With ``early_stopping``: the held-out rows' R^2 at the start and after each
-        iteration (None without).
+        iteration (None without); for ``metric="auto"``, those of the projection
+        tried, whichever was kept.
 
     best_iteration_ : int or None
-        With ``early_stopping``: the iteration whose parameters were kept.
+        With ``early_stopping``: the iteration whose parameters were kept (for
+        ``metric="auto"``, the projection's).
 
     loss_curve_ : list of float
         The objective at the start and after each iteration: the leave-one-out
         squared error divided by the total sum of squares (``1 -`` leave-one-out
-        R^2), plus the penalty (``n_iter_ + 1`` entries). In mini-batch mode, each
+        R^2), plus the penalty (``n_iter_ + 1`` entries; for ``metric="auto"``
+        with the projection tried, the bandwidths' curve then the projection's,
+        on the rows not held out: ``n_iter_ + 2``). In mini-batch mode, each
         step's mini-batch estimate of it (``n_iter_`` entries).
 
     n_samples_fit_ : int
@@ -289,7 +314,7 @@ class AttentionRegressor(
     _nonparametric = "NadarayaWatsonRegressor"
 
     _parameter_constraints: dict = {
-        "metric": [StrOptions({"isotropic", "diagonal", "full"})],
+        "metric": [StrOptions({"auto", "isotropic", "diagonal", "full"})],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "kernel": [StrOptions(set(KERNELS))],
         "init": [StrOptions({"auto", "scott", "cv", "identity", "pca"}), "array-like"],
@@ -317,7 +342,7 @@ class AttentionRegressor(
 
     def __init__(
         self,
-        metric="diagonal",
+        metric="auto",
         *,
         n_components=None,
         kernel="gaussian",

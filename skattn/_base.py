@@ -7,6 +7,7 @@ bases, and the mixin of the estimators that learn their metric."""
 import copy
 import warnings
 from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -21,9 +22,13 @@ from skattn._bandwidth import select_bandwidth
 from skattn._engine import map_query_chunks, prepare_keys
 from skattn._kernels import get_kernel
 from skattn._learning import (
+    AUTO_FULL_MAX_FEATURES,
+    AUTO_FULL_MIN_ROWS,
+    AUTO_FULL_Z,
     EARLY_STOPPING_MIN_ROWS,
     LEARNABLE_KERNELS,
     N_ITER_NO_CHANGE,
+    HeldOutLoss,
     LeaveOneOutObjective,
     initial_params,
     make_metric,
@@ -955,6 +960,18 @@ class _AttentionPoolingClassifier(ClassifierMixin, _AttentionPoolingBase):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
+class _Stage(NamedTuple):
+    """One learned metric of :class:`_MetricLearner`: its objective, the
+    parameters reached, the rows learned from (None: every row), the start and
+    the held-out loss of early stopping (None without)."""
+
+    objective: LeaveOneOutObjective
+    params: np.ndarray
+    train: np.ndarray | None
+    x0: np.ndarray
+    held_out: HeldOutLoss | None
+
+
 class _MetricLearner:
     """Learning of the bandwidths or projection, shared by AttentionRegressor and
     AttentionClassifier (they differ only in the loss on the pooled values): it
@@ -982,7 +999,8 @@ class _MetricLearner:
                 "int n_neighbors for top-k attention."
             )
         # the parametrisation checks its own shape (n_components, ...) up front
-        make_metric(self.metric, X.shape[1], self.n_components)
+        if self.metric != "auto":
+            make_metric(self.metric, X.shape[1], self.n_components)
 
     def _learn(
         self, X, Y, w, loss, unit_weights=None, offset=None, offset_without=None
@@ -1013,10 +1031,50 @@ class _MetricLearner:
         # (a composite estimator fitting this one names itself)
         name = getattr(self, "_progress_name", type(self).__name__)
         progress = Progress(name, self.verbose)
-        train, held = self._held_out_rows(X.shape[1], Y, w, unit, loss)
+        self.loss_curve_ = []
+        self.validation_scores_ = None
+        self.best_iteration_ = None
+        self.n_iter_ = 0
+        data = (X, Y, w, loss, unit_weights, offset)
+        first = "diagonal" if self.metric == "auto" else self.metric
+        train, held = (None, None)
+        if self._early_stopping(first, X.shape[0], X.shape[1]):
+            train, held = self._split_rows(Y, w, unit, loss)
+        stage = self._learn_stage(first, train, held, data, progress)
+        if self.metric == "auto":
+            stage = self._try_full(stage, data, unit, progress)
+        self.metric_ = stage.objective.metric.name
+
+        for attribute in ("bandwidth_", "components_"):
+            if hasattr(self, attribute):
+                delattr(self, attribute)
+        metric = stage.objective.metric
+        fitted, scale, components = metric.fitted(stage.params)
+        setattr(self, metric.attribute, fitted)
 
         def of_train(a):
-            return a if held is None or a is None else a[train]
+            return a if stage.train is None else a[stage.train]
+
+        self.feature_importances_ = stage.objective.importance(
+            stage.params,
+            offset_without=None
+            if offset_without is None
+            else (lambda j: of_train(offset_without(j))),
+        )
+        self._fit_head(scale, components)
+        return self
+
+    def _learn_stage(self, metric, train, held, data, progress, start=None):
+        """Learn one ``metric`` on the rows ``train`` (None: every row), stopping
+        early on the rows ``held`` (None: no early stopping). ``start(objective)``
+        gives the start, which is also the penalty's reference (None: ``init``,
+        or the previous fit with ``warm_start``). Appends to ``loss_curve_`` and
+        ``n_iter_``; sets the early-stopping attributes. Returns the
+        :class:`_Stage`."""
+        X, Y, w, loss, unit_weights, offset = data
+
+        def of_train(a):
+            return a if train is None or a is None else a[train]
 
         # alpha="auto": a penalty whose weight against the loss (a mean over the
         # rows) shrinks as 1 / n, as a prior's against a likelihood
@@ -1026,8 +1084,8 @@ class _MetricLearner:
             of_train(Y),
             of_train(w),
             kernel=self.kernel,
-            metric=self.metric,
-            n_components=self.n_components,
+            metric=metric,
+            n_components=self.n_components if metric == "full" else None,
             alpha=alpha,
             n_jobs=self.n_jobs,
             loss=loss,
@@ -1035,36 +1093,38 @@ class _MetricLearner:
             offset=of_train(offset),
         )
         metric = objective.metric
-        previous = None
-        if self.warm_start:
-            previous = getattr(self, metric.attribute, None)
-        x0 = initial_params(
-            objective,
-            self.init,
-            of_train(X),
-            of_train(Y),
-            minibatch=self.batch_size is not None,
-            previous=previous,
-            progress=progress,
-        )
-        # the penalty pulls toward the start: more of it, closer to that smoother
-        # (a warm start continues the previous fit's objective: its reference)
         reference = None
-        if previous is not None:
-            reference = metric.from_fitted(getattr(self, "_reference", None))
-        objective.reference = x0.copy() if reference is None else reference
-        self._reference = metric.fitted(objective.reference)[0]
+        if start is None:
+            previous = None
+            if self.warm_start:
+                previous = getattr(self, metric.attribute, None)
+            x0 = initial_params(
+                objective,
+                self.init,
+                of_train(X),
+                of_train(Y),
+                minibatch=self.batch_size is not None,
+                previous=previous,
+                progress=progress,
+            )
+            # the penalty pulls toward the start: more of it, closer to that
+            # smoother (a warm start continues the previous fit's objective: its
+            # reference)
+            if previous is not None:
+                reference = metric.from_fitted(getattr(self, "_reference", None))
+            objective.reference = x0.copy() if reference is None else reference
+            self._reference = metric.fitted(objective.reference)[0]
+        else:
+            x0 = np.clip(start(objective), *objective.bounds)
+            objective.reference = x0.copy()
         held_out = None
         if held is not None:
             held_out = objective.held_out(
                 X[held], Y[held], w[held], None if offset is None else offset[held]
             )
-        self.loss_curve_ = []
         report = self._reporter(metric, progress)
-        self.validation_scores_ = None
-        self.best_iteration_ = None
         if self.batch_size is None:
-            params, self.n_iter_, message, held_losses, best = minimize_lbfgs(
+            params, n_iter, message, held_losses, best = minimize_lbfgs(
                 objective,
                 x0,
                 max_iter=self.max_iter,
@@ -1081,19 +1141,19 @@ class _MetricLearner:
                 self.best_iteration_ = best
             progress.message(
                 _lbfgs_stop_reason(
-                    self.n_iter_, message, held_losses, best, self.n_iter_no_change
+                    n_iter, message, held_losses, best, self.n_iter_no_change
                 )
             )
             if message is not None:
                 warnings.warn(
                     f"{type(self).__name__}: L-BFGS-B stopped without converging "
-                    f"after {self.n_iter_} iterations ({message}). Increase "
+                    f"after {n_iter} iterations ({message}). Increase "
                     "max_iter or tol, or scale the data.",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         else:
-            params, self.n_iter_, converged = minimize_adam(
+            params, n_iter, converged = minimize_adam(
                 objective,
                 x0,
                 batch_size=self.batch_size,
@@ -1105,7 +1165,7 @@ class _MetricLearner:
                 report=report,
             )
             progress.message(
-                f"stopped after {self.n_iter_} mini-batch steps: "
+                f"stopped after {n_iter} mini-batch steps: "
                 + (
                     f"the smoothed loss improved by less than tol={self.tol} for "
                     f"{N_ITER_NO_CHANGE} steps"
@@ -1119,39 +1179,80 @@ class _MetricLearner:
                     f"max_iter={self.max_iter} steps before its smoothed loss "
                     "stopped improving. Increase max_iter.",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
+        self.n_iter_ += n_iter
+        return _Stage(objective, params, train, x0, held_out)
 
-        for name in ("bandwidth_", "components_"):
-            if hasattr(self, name):
-                delattr(self, name)
-        fitted, scale, components = metric.fitted(params)
-        setattr(self, metric.attribute, fitted)
-        self.feature_importances_ = objective.importance(
-            params,
-            offset_without=None
-            if offset_without is None
-            else (lambda j: of_train(offset_without(j))),
+    def _try_full(self, diagonal, data, unit, progress):
+        """``metric="auto"``: a full projection started from the learned
+        bandwidths ``diagonal`` (a :class:`_Stage`), on the rows not held out,
+        stopping early on those held out. Returns it where it beats the
+        bandwidths on the held-out rows by ``AUTO_FULL_Z`` standard errors of
+        their paired losses, else ``diagonal``."""
+        X, Y, w, loss, _, _ = data
+        n, d = X.shape
+        if (
+            self.batch_size is not None
+            or self.early_stopping is False
+            or d < 2
+            or d > AUTO_FULL_MAX_FEATURES
+            or n < AUTO_FULL_MIN_ROWS
+        ):
+            return diagonal
+        train, held = self._split_rows(Y, w, unit, loss)
+        if held is None or len(held) < 2:
+            return diagonal
+        metric = diagonal.objective.metric
+        start = metric.fitted(diagonal.objective.reference)[0]
+        learned = metric.fitted(diagonal.params)[0]
+        progress.message(
+            "metric='auto': a full projection from the bandwidths' start, "
+            f"stopped early on {len(held)} held-out rows"
         )
-        self._fit_head(scale, components)
-        return self
+        stage = self._learn_stage(
+            "full",
+            train,
+            held,
+            data,
+            progress,
+            start=lambda objective: objective.metric.from_start_bandwidth(start),
+        )
+        # the learned bandwidths' held-out loss, attending to the same keys (the
+        # held-out rows took part in learning them: a margin in their favour)
+        diagonal_params = stage.objective.metric.from_start_bandwidth(learned)
+        gain = stage.held_out.row_losses(diagonal_params) - stage.held_out.row_losses(
+            stage.params
+        )
+        error = np.sqrt(len(gain)) * np.std(gain, ddof=1)
+        z = gain.sum() / error if error > 0 else 0.0
+        keep = z > AUTO_FULL_Z
+        diagonal_loss = float(stage.held_out(diagonal_params))
+        full_loss = float(stage.held_out(stage.params))
+        progress.message(
+            "metric='auto': kept the "
+            + ("full projection" if keep else "bandwidths")
+            + f" (held-out loss {full_loss:.6g} against the bandwidths' "
+            f"{diagonal_loss:.6g}: {z:.2f} standard errors lower; the rule needs "
+            f"{AUTO_FULL_Z})"
+        )
+        return stage if keep else diagonal
 
-    def _early_stopping(self, n_rows, n_features):
-        """Whether this fit holds rows out to stop early (full-batch fits only)."""
+    def _early_stopping(self, metric, n_rows, n_features):
+        """Whether a fit of ``metric`` holds rows out to stop early (full-batch
+        fits only)."""
         if self.batch_size is not None or self.early_stopping is False:
             return False
         if self.early_stopping == "auto":
-            metric = make_metric(self.metric, n_features, self.n_components)
+            metric = make_metric(metric, n_features, self.n_components)
             return metric.stops_early and n_rows >= EARLY_STOPPING_MIN_ROWS
         return True
 
-    def _held_out_rows(self, n_features, Y, w, unit, loss):
+    def _split_rows(self, Y, w, unit, loss):
         """The rows the metric is learned on and those held out for early stopping
-        (None when it is off): ``validation_fraction`` of the rows, drawn with
-        ``random_state``, stratified by class for classifiers."""
+        ((None, None) where too few rows are left): ``validation_fraction`` of the
+        rows, drawn with ``random_state``, stratified by class for classifiers."""
         n = len(w)
-        if not self._early_stopping(n, n_features):
-            return None, None
         n_held = int(np.ceil(self.validation_fraction * n))
         if n_held < 1 or n - n_held < 2:
             return None, None

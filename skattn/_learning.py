@@ -58,6 +58,9 @@ from skattn._losses import get_loss
 from skattn._trend import corrected_probabilities
 
 __all__ = [
+    "AUTO_FULL_MAX_FEATURES",
+    "AUTO_FULL_MIN_ROWS",
+    "AUTO_FULL_Z",
     "EARLY_STOPPING_MIN_ROWS",
     "LEARNABLE_KERNELS",
     "METRICS",
@@ -90,6 +93,13 @@ EARLY_STOPPING_TOL = 1e-4
 # Rows whose leave-one-out loss the drop-feature importance measures (a sample
 # above): d + 1 passes of O(rows^2 d).
 IMPORTANCE_MAX_ROWS = 2000
+# metric="auto": after the bandwidths, a full projection started from them is tried
+# on data of AUTO_FULL_MIN_ROWS rows or more and at most AUTO_FULL_MAX_FEATURES
+# features, and kept where its held-out loss is lower than the bandwidths' by more
+# than AUTO_FULL_Z standard errors of the held-out rows' paired losses.
+AUTO_FULL_MIN_ROWS = 100
+AUTO_FULL_MAX_FEATURES = 64
+AUTO_FULL_Z = 2.0
 # early_stopping="auto" holds rows out (for the metrics that stop early by default)
 # from this many rows on: fewer leave a held-out set of a handful of rows.
 EARLY_STOPPING_MIN_ROWS = 100
@@ -869,6 +879,11 @@ class HeldOutLoss:
         self.targets = targets
 
     def __call__(self, params):
+        return float(self.row_losses(params).sum())
+
+    def row_losses(self, params):
+        """Each held-out row's share of the loss (its weight times its loss,
+        normalised): they sum to the held-out loss."""
         objective = self.objective
         keys = prepare_keys(
             objective.metric.project(objective.Z, params),
@@ -882,7 +897,7 @@ class HeldOutLoss:
         )
         predictions, _ = objective.local.solve(pooled, self.Z)
         scored = objective.scored(predictions, self.Y, self.targets)
-        return objective.loss.value(*scored, self.w) / self.normaliser
+        return self.w * objective.loss.rows(*scored) / self.normaliser
 
 
 # -- start values ----------------------------------------------------------------

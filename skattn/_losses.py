@@ -32,9 +32,13 @@ class SquaredLoss:
 
     name = "squared"
 
-    def value(self, P, Y, w):
+    def rows(self, P, Y):
+        """Each row's loss, unweighted: ``value`` is ``w @ rows``."""
         residual = P - Y
-        return float(w @ np.einsum("ij,ij->i", residual, residual))
+        return np.einsum("ij,ij->i", residual, residual)
+
+    def value(self, P, Y, w):
+        return float(w @ self.rows(P, Y))
 
     def value_and_gradient(self, P, Y, w):
         residual = P - Y
@@ -97,9 +101,12 @@ class LogLoss:
     def _true_class_probability(self, P, Y):
         return np.einsum("ij,ij->i", P, Y)
 
+    def rows(self, P, Y):
+        """Each row's loss, unweighted: ``value`` is ``w @ rows``."""
+        return -np.log(np.maximum(self._true_class_probability(P, Y), self.eps))
+
     def value(self, P, Y, w):
-        p = np.maximum(self._true_class_probability(P, Y), self.eps)
-        return float(-(w @ np.log(p)))
+        return float(w @ self.rows(P, Y))
 
     def value_and_gradient(self, P, Y, w):
         p = self._true_class_probability(P, Y)

@@ -625,6 +625,7 @@ class AttentionPooling(TransformerMixin, _AttentionPoolingBase):
         what its user can do."""
         # the pooled targets themselves (no trend), as Nadaraya-Watson pools them
         learner = AttentionRegressor(
+            metric="diagonal",
             kernel=self.kernel,
             init=start,
             trend=None,

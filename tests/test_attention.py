@@ -552,12 +552,16 @@ def test_early_stopping_learns_on_the_other_rows_only():
     X, y = make_friedman1(n_samples=200, n_features=5, noise=1.0, random_state=1)
     # (a trend is fitted on every row, held out or not: the pooled targets here)
     model = AttentionRegressor(
-        early_stopping=True, trend=None, alpha=0.0, random_state=0
+        metric="diagonal", early_stopping=True, trend=None, alpha=0.0, random_state=0
     ).fit(X, y)
     assert model.best_iteration_ >= 1
     train, _ = _held_out_split(len(y))
     by_hand = AttentionRegressor(
-        early_stopping=False, trend=None, alpha=0.0, max_iter=model.best_iteration_
+        metric="diagonal",
+        early_stopping=False,
+        trend=None,
+        alpha=0.0,
+        max_iter=model.best_iteration_,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -568,7 +572,8 @@ def test_early_stopping_learns_on_the_other_rows_only():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_early_stopping_auto_and_off():
     X, y = make_friedman1(n_samples=150, n_features=5, random_state=0)
-    diagonal = AttentionRegressor(max_iter=5).fit(X, y)  # "auto": not for diagonal
+    # "auto": not for diagonal
+    diagonal = AttentionRegressor(metric="diagonal", max_iter=5).fit(X, y)
     assert diagonal.validation_scores_ is None and diagonal.best_iteration_ is None
     assert len(diagonal.loss_curve_) == diagonal.n_iter_ + 1
     full = AttentionRegressor(metric="full", max_iter=5, random_state=0).fit(X, y)
@@ -588,7 +593,9 @@ def test_early_stopping_auto_and_off():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_early_stopping_verbose_lines_show_the_held_out_loss(capsys):
     X, y = make_friedman1(n_samples=120, n_features=5, random_state=0)
-    AttentionRegressor(early_stopping=True, verbose=1, max_iter=3).fit(X, y)
+    AttentionRegressor(
+        metric="diagonal", early_stopping=True, verbose=1, max_iter=3
+    ).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     iterations = [line for line in lines if " iter " in line]
     assert len(iterations) == 4  # the start and 3 iterations
@@ -842,3 +849,123 @@ def test_minimize_lbfgs_evaluates_each_point_once():
     assert message is None and reports[0] == (0, 29.0)
     # the start, reported first and then taken by the optimiser, was computed once
     assert sum(np.array_equal(p, x0) for p in seen) == 1
+
+
+# -- metric="auto" -------------------------------------------------------------
+
+
+def _rotated(n, seed=0):
+    """A target that varies along x0 + x1 and x2 - x3: no per-feature bandwidths
+    capture it, a projection does."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = np.sin(2 * (X[:, 0] + X[:, 1])) + 0.5 * np.cos(2 * (X[:, 2] - X[:, 3]))
+    return X, y + 0.1 * rng.normal(size=n)
+
+
+def test_auto_keeps_a_projection_where_the_structure_is_rotated():
+    X, y = _rotated(1300)
+    train, test = slice(0, 300), slice(300, None)
+    auto = AttentionRegressor(random_state=0).fit(X[train], y[train])
+    diagonal = AttentionRegressor(metric="diagonal").fit(X[train], y[train])
+    assert auto.metric == "auto" and auto.metric_ == "full"
+    assert auto.components_.shape == (4, 4) and not hasattr(auto, "bandwidth_")
+    assert auto.score(X[test], y[test]) > diagonal.score(X[test], y[test]) + 0.1
+    # the projection's stage stopped early on held-out rows
+    assert len(auto.validation_scores_) - 1 <= auto.n_iter_ - diagonal.n_iter_
+    assert auto.validation_scores_[auto.best_iteration_] == max(auto.validation_scores_)
+    # each stage's curve: its start, then its iterations
+    assert len(auto.loss_curve_) == auto.n_iter_ + 2
+
+
+def test_auto_that_keeps_the_bandwidths_is_the_diagonal_fit():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=200)
+    auto = AttentionRegressor(random_state=0).fit(X, y)
+    diagonal = AttentionRegressor(metric="diagonal").fit(X, y)
+    assert auto.metric_ == "diagonal" and not hasattr(auto, "components_")
+    np.testing.assert_array_equal(auto.bandwidth_, diagonal.bandwidth_)
+    np.testing.assert_array_equal(auto.predict(X), diagonal.predict(X))
+    np.testing.assert_array_equal(
+        auto.feature_importances_, diagonal.feature_importances_
+    )
+    assert auto.n_iter_ > diagonal.n_iter_  # the projection was tried
+    assert auto.loss_curve_[: diagonal.n_iter_ + 1] == diagonal.loss_curve_
+
+
+def test_auto_rule_decides(monkeypatch):
+    import skattn._base
+
+    X, y = _rotated(200)
+    monkeypatch.setattr(skattn._base, "AUTO_FULL_Z", np.inf)
+    assert AttentionRegressor(random_state=0).fit(X, y).metric_ == "diagonal"
+    monkeypatch.setattr(skattn._base, "AUTO_FULL_Z", -np.inf)
+    model = AttentionRegressor(random_state=0).fit(X[:, :3], y)
+    assert model.metric_ == "full" and model.components_.shape == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "case", ["early_stopping=False", "batch_size", "few rows", "one feature"]
+)
+def test_auto_tries_no_projection_where_it_cannot_be_held_out(case):
+    X, y = _rotated(200)
+    params, n = {}, 200
+    if case == "early_stopping=False":
+        params["early_stopping"] = False
+    elif case == "batch_size":
+        params.update(batch_size=32, max_iter=20, random_state=0)
+    elif case == "few rows":
+        n = 99
+    else:
+        X = X[:, :1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = AttentionRegressor(**params).fit(X[:n], y[:n])
+        diagonal = AttentionRegressor(metric="diagonal", **params).fit(X[:n], y[:n])
+    assert auto.metric_ == "diagonal" and auto.n_iter_ == diagonal.n_iter_
+    np.testing.assert_array_equal(auto.bandwidth_, diagonal.bandwidth_)
+
+
+def test_auto_verbose_lines_say_what_was_kept(capsys):
+    X, y = _rotated(200)
+    AttentionRegressor(random_state=0, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any("metric='auto': a full projection" in line for line in lines)
+    assert re.search(
+        r"metric='auto': kept the (full projection|bandwidths) \(held-out loss "
+        r"[-\d.e]+ against the bandwidths' [-\d.e]+: [-\d.]+ standard errors",
+        lines[-1],
+    )
+
+
+@pytest.mark.parametrize("loss", ["squared", "log"])
+def test_held_out_row_losses_are_each_rows_share(rng, loss):
+    X, Y = _data(rng, n=60)
+    w = rng.uniform(0.5, 2.0, 60)
+    if loss == "log":
+        Y = np.eye(2)[(Y[:, 0] > 0).astype(int)]
+    objective = LeaveOneOutObjective(
+        X[:40],
+        Y[:40],
+        w[:40],
+        kernel="gaussian",
+        metric="diagonal",
+        n_components=None,
+        alpha=0.0,
+        loss=loss,
+        n_jobs=None,
+    )
+    held_out = objective.held_out(X[40:], Y[40:], w[40:])
+    params = rng.normal(size=objective.n_params) * 0.3
+    rows = held_out.row_losses(params)
+    assert rows.shape == (20,) and np.all(rows >= 0)
+    np.testing.assert_allclose(rows.sum(), held_out(params), rtol=1e-12)
+    # each row: its weight times its loss under the pooling by hand
+    bandwidth = objective.metric.fitted(params)[0]
+    pooled, _ = nadaraya_watson(X[:40], Y[:40], X[40:], "gaussian", bandwidth, w[:40])
+    if loss == "squared":
+        by_hand = w[40:] * np.sum((pooled - Y[40:]) ** 2, axis=1)
+    else:
+        by_hand = -w[40:] * np.log(np.sum(pooled * Y[40:], axis=1))
+    np.testing.assert_allclose(rows / rows.sum(), by_hand / by_hand.sum(), rtol=1e-8)

@@ -436,6 +436,7 @@ def test_early_stopping_holds_out_a_stratified_share():
     )
     seen = []
     clf = AttentionClassifier(
+        metric="diagonal",
         early_stopping=True,
         validation_fraction=0.25,
         trend=None,  # the held-out rows then attend as a NW classifier's queries
@@ -462,3 +463,24 @@ def test_early_stopping_holds_out_a_stratified_share():
     np.testing.assert_allclose(
         scores[best], -log_loss(y[held], nw.predict_proba(X[held])), rtol=1e-10
     )
+
+
+def test_auto_keeps_a_projection_where_the_classes_are_rotated():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1600, 4))
+    f = np.sin(2 * (X[:, 0] + X[:, 1])) + 0.5 * np.cos(2 * (X[:, 2] - X[:, 3]))
+    y = (f + 0.1 * rng.normal(size=1600) > 0).astype(int)
+    train, test = slice(0, 600), slice(600, None)
+    auto = AttentionClassifier(random_state=0).fit(X[train], y[train])
+    diagonal = AttentionClassifier(metric="diagonal").fit(X[train], y[train])
+    assert auto.metric_ == "full" and not hasattr(auto, "bandwidth_")
+    assert (
+        log_loss(y[test], auto.predict_proba(X[test]))
+        < log_loss(y[test], diagonal.predict_proba(X[test])) - 0.02
+    )
+    # where the bandwidths suffice they are kept: the diagonal fit itself
+    X, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    auto = AttentionClassifier(random_state=0).fit(X, y)
+    diagonal = AttentionClassifier(metric="diagonal").fit(X, y)
+    assert auto.metric_ == "diagonal"
+    np.testing.assert_array_equal(auto.predict_proba(X), diagonal.predict_proba(X))

@@ -463,6 +463,7 @@ def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
     class Hurried(AttentionRegressor):  # stops after one iteration
         def __init__(
             self,
+            metric="diagonal",
             kernel="gaussian",
             init="auto",
             trend=None,
@@ -471,6 +472,7 @@ def test_learned_heads_warn_in_the_transformers_own_words(rng, monkeypatch):
             verbose=0,
         ):
             super().__init__(
+                metric=metric,
                 kernel=kernel,
                 init=init,
                 trend=trend,

@@ -68,7 +68,8 @@ def test_local_linear_cv(data, capsys):
 
 def test_learner_lines_count_the_start_up_search(data, capsys):
     X, y = data
-    lines = _fit(AttentionRegressor(verbose=1, max_iter=4), X, y, capsys)
+    model = AttentionRegressor(metric="diagonal", verbose=1, max_iter=4)
+    lines = _fit(model, X, y, capsys)
     first_iter = next(i for i, line in enumerate(lines) if " iter " in line)
     assert first_iter > 0 and "cv candidate" in lines[0]  # init="cv" first
     assert _times(lines)[first_iter] >= _times(lines)[first_iter - 1]

@@ -37,8 +37,10 @@ early_stopping : "auto" or bool, default="auto"
     still a key at prediction. "auto": on for ``metric="full"`` from 100 rows,
     whose many parameters overfit the leave-one-out loss of small or noisy
     data (on load_diabetes its 5-fold R^2 is 0.083 after 100 iterations, 0.436
-    with early stopping); off for "diagonal" and "isotropic", whose few
-    bandwidths the leave-one-out loss guards itself. Mini-batch fits
+    with early stopping), and for the projection that ``metric="auto"`` tries;
+    off for "diagonal" and "isotropic", whose few bandwidths the leave-one-out
+    loss guards itself. False also keeps ``metric="auto"`` to the bandwidths
+    (it needs the held-out rows to judge the projection). Mini-batch fits
     (``batch_size``) stop on their own rule (``tol``).""",
     "y_pred_pooled": """\
 y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
