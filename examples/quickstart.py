@@ -25,7 +25,7 @@ def main():
         ),
         "NadarayaWatsonRegressor()  # Scott": NadarayaWatsonRegressor(),
         "LocalLinearRegressor()  # cv": LocalLinearRegressor(),
-        "AttentionRegressor()  # trend + bandwidths": AttentionRegressor(),
+        "AttentionRegressor()  # trend + metric=auto": AttentionRegressor(),
         "KNeighborsRegressor()": KNeighborsRegressor(),
         "LinearRegression()": LinearRegression(),
     }
