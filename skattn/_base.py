@@ -1251,20 +1251,22 @@ class _MetricLearner:
     def _split_rows(self, Y, w, unit, loss):
         """The rows the metric is learned on and those held out for early stopping
         ((None, None) where too few rows are left): ``validation_fraction`` of the
-        rows, drawn with ``random_state``, stratified by class for classifiers."""
+        rows, drawn with ``random_state`` (None: the draw of 0, so that a default
+        fit is reproducible), stratified by class for classifiers."""
         n = len(w)
+        seed = 0 if self.random_state is None else self.random_state
         n_held = int(np.ceil(self.validation_fraction * n))
         if n_held < 1 or n - n_held < 2:
             return None, None
         split = {
             "test_size": n_held,
-            "random_state": check_random_state(self.random_state),
+            "random_state": check_random_state(seed),
         }
         strata = np.argmax(Y, axis=1) if loss == "log" else None
         try:
             train, held = train_test_split(np.arange(n), stratify=strata, **split)
         except ValueError:  # too few rows of a class to stratify
-            split["random_state"] = check_random_state(self.random_state)
+            split["random_state"] = check_random_state(seed)
             train, held = train_test_split(np.arange(n), **split)
         train, held = np.sort(train), np.sort(held)
         if w[train].sum() <= unit:

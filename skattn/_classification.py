@@ -320,7 +320,10 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
 
     random_state : int, RandomState instance or None, default=None
         Draws the mini-batches and the rows held out by ``early_stopping`` (and
-        by ``metric="auto"``). Full-batch fits are otherwise deterministic.
+        by ``metric="auto"``). None: fresh mini-batches at every fit, but the
+        held-out rows of a fixed draw (that of 0), so that a default fit is
+        reproducible and every candidate of a search is judged on the same rows.
+        Full-batch fits are otherwise deterministic.
 
     verbose : int, default=0
         When positive, print progress lines: the start-up search (``init="cv"``)
@@ -371,7 +374,8 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
 
     bandwidth_ : ndarray of shape (n_features,)
         Learned bandwidths in the units of ``X`` (metric "isotropic" or
-        "diagonal").
+        "diagonal"), per-feature ones floored at an eighth of the feature's
+        smallest gap between distinct values, as in :class:`AttentionRegressor`.
 
     components_ : ndarray of shape (n_components, n_features)
         Learned projection of the features (metric "full").

@@ -105,6 +105,23 @@ AUTO_FULL_Z = 2.0
 EARLY_STOPPING_MIN_ROWS = 100
 
 
+# The per-feature bandwidths' floor, as a share of the feature's smallest gap
+# between distinct values (DiagonalMetric.saturate).
+SATURATION_GAP = 1.0 / 8.0
+
+
+def smallest_gaps(X):
+    """Each column's smallest positive difference between two of its values (0
+    for a constant column)."""
+    if len(X) < 2:
+        return np.zeros(X.shape[1])
+    steps = np.diff(np.sort(X, axis=0), axis=0)
+    steps[steps <= 0] = np.inf
+    gaps = steps.min(axis=0)
+    gaps[~np.isfinite(gaps)] = 0.0
+    return gaps
+
+
 # -- parametrisations ----------------------------------------------------------------
 
 
@@ -120,6 +137,12 @@ class _Metric:
         """Fix the spread of the standardised features (bounds and units)."""
         self.spreads = spread
         self.max_bandwidth = None
+        self.min_bandwidth = None
+
+    def saturate(self, gaps):
+        """Floor the bandwidths where nothing changes below them, from each
+        feature's smallest gap between distinct values (data units; 0: none).
+        Only the per-feature bandwidths have one."""
 
     def cap(self, max_bandwidth):
         """Bound the bandwidths by ``max_bandwidth`` (data units, one per feature)."""
@@ -155,7 +178,22 @@ class DiagonalMetric(_Metric):
         if self.max_bandwidth is not None:
             cap = np.log(self.max_bandwidth) - np.log(self.spreads)
             upper = np.maximum(np.minimum(upper, cap), -PARAM_BOUND)
-        return -np.full(self.n_params, PARAM_BOUND), upper[: self.n_params]
+        lower = np.full(self.n_features, -PARAM_BOUND)
+        if self.min_bandwidth is not None:
+            with np.errstate(divide="ignore"):
+                floor = np.log(self.min_bandwidth) - np.log(self.spreads)
+            lower = np.minimum(np.maximum(lower, floor), upper)
+        return lower[: self.n_params], upper[: self.n_params]
+
+    def saturate(self, gaps):
+        """Floor each bandwidth at ``SATURATION_GAP`` of the feature's smallest
+        gap between distinct values: below it, a row one gap away weighs at most
+        exp(-32) of a row level with the query along that feature (Gaussian
+        kernel; exp(-8) for the exponential), so the fit could only shrink the
+        bandwidth further for nothing, and ``bandwidth_`` of a binary feature
+        then says where it saturates rather than how far the optimiser drifted."""
+        if self.n_params == self.n_features:  # not one bandwidth for all
+            self.min_bandwidth = SATURATION_GAP * np.asarray(gaps, dtype=float)
 
     def cap(self, max_bandwidth):
         self.max_bandwidth = np.broadcast_to(
@@ -486,6 +524,7 @@ class LeaveOneOutObjective:
         self.values = self.local.values(self.Y, self.Z)
         if max_bandwidth is not None:
             self.metric.cap(max_bandwidth)
+        self.metric.saturate(smallest_gaps(X[self.w > 0]))
         # (Two chunks for small data, to use two threads, were measured and not
         # kept: n = 200 took twice as long, n = 500 no less.)
         self.rows = chunk_rows(

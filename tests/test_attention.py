@@ -969,3 +969,49 @@ def test_held_out_row_losses_are_each_rows_share(rng, loss):
     else:
         by_hand = -w[40:] * np.log(np.sum(pooled * Y[40:], axis=1))
     np.testing.assert_allclose(rows / rows.sum(), by_hand / by_hand.sum(), rtol=1e-8)
+
+
+def test_a_discrete_features_bandwidth_saturates_at_an_eighth_of_its_gap(
+    monkeypatch,
+):
+    import skattn._learning
+
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 2, 300) * 2.0  # two values, 2 apart
+    x = rng.normal(size=300)
+    X = np.column_stack([b, x])
+    y = 3 * b + np.sin(2 * x) + 0.1 * rng.normal(size=300)
+    params = dict(metric="diagonal", alpha=0.0, trend=None)
+    floored = AttentionRegressor(**params).fit(X, y)
+    assert floored.bandwidth_[0] == pytest.approx(2.0 / 8, rel=1e-12)
+    assert floored.bandwidth_[1] > 2.0 / 8 * 0.1  # a continuous feature: free
+    # without the floor the bandwidth drifts lower, and nothing else changes
+    monkeypatch.setattr(skattn._learning, "SATURATION_GAP", 0.0)
+    free = AttentionRegressor(**params).fit(X, y)
+    assert free.bandwidth_[0] < 0.2
+    queries = np.column_stack([rng.integers(0, 2, 50) * 2.0, rng.normal(size=50)])
+    # (the optimiser's path differs a little: the other bandwidth to 1e-6)
+    np.testing.assert_allclose(floored.bandwidth_[1], free.bandwidth_[1], rtol=1e-6)
+    np.testing.assert_allclose(floored.predict(queries), free.predict(queries), 1e-6)
+
+
+def test_smallest_gaps():
+    from skattn._learning import smallest_gaps
+
+    X = np.array([[0.0, 5.0, 1.0], [2.0, 5.0, 1.5], [2.0, 5.0, 4.0], [7.0, 5.0, 1.0]])
+    np.testing.assert_array_equal(smallest_gaps(X), [2.0, 0.0, 0.5])
+    np.testing.assert_array_equal(smallest_gaps(X[:1]), [0.0, 0.0, 0.0])
+
+
+def test_default_fits_hold_out_the_same_rows():
+    # random_state=None: the held-out draw is fixed (that of 0), so the default
+    # fit, and the choice of metric="auto", is reproducible
+    X, y = _rotated(200, seed=3)
+    fits = [AttentionRegressor().fit(X, y) for _ in range(2)]
+    fits.append(AttentionRegressor(random_state=0).fit(X, y))
+    for model in fits[1:]:
+        assert model.metric_ == fits[0].metric_
+        assert model.validation_scores_ == fits[0].validation_scores_
+        np.testing.assert_array_equal(model.predict(X), fits[0].predict(X))
+    other = AttentionRegressor(random_state=1).fit(X, y)
+    assert other.validation_scores_ != fits[0].validation_scores_
