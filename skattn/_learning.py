@@ -105,9 +105,29 @@ AUTO_FULL_Z = 2.0
 EARLY_STOPPING_MIN_ROWS = 100
 
 
-# The per-feature bandwidths' floor, as a share of the feature's smallest gap
-# between distinct values (DiagonalMetric.saturate).
-SATURATION_GAP = 1.0 / 8.0
+# The per-feature bandwidths' floor (DiagonalMetric.saturate): where a row one of
+# the feature's smallest gaps between distinct values away weighs this log-weight
+# of a row level with the query (-32: an eighth of the gap for the Gaussian, a
+# 32nd for the exponential kernel).
+SATURATION_LOG_WEIGHT = -32.0
+
+
+def saturation_distance(kernel):
+    """The scaled distance at which ``kernel``'s log-weight is
+    ``SATURATION_LOG_WEIGHT`` (inf when that is -inf: no floor)."""
+    if not np.isfinite(SATURATION_LOG_WEIGHT):
+        return np.inf
+
+    def log_weight(u):
+        return kernel.log_kernel(np.array([u * u]), np.empty(1))[0]
+
+    lo, hi = 0.0, 1.0
+    while log_weight(hi) > SATURATION_LOG_WEIGHT:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if log_weight(mid) > SATURATION_LOG_WEIGHT else (lo, mid)
+    return hi
 
 
 def smallest_gaps(X):
@@ -139,10 +159,16 @@ class _Metric:
         self.max_bandwidth = None
         self.min_bandwidth = None
 
-    def saturate(self, gaps):
+    def saturate(self, gaps, distance):
         """Floor the bandwidths where nothing changes below them, from each
-        feature's smallest gap between distinct values (data units; 0: none).
-        Only the per-feature bandwidths have one."""
+        feature's smallest gap between distinct values (data units; 0: none) and
+        the kernel's :func:`saturation_distance`. Only the per-feature bandwidths
+        have one."""
+
+    def saturated(self, params):
+        """The learned parameters raised to the floor of :meth:`saturate`
+        (applied once the optimiser has stopped, not as its bound)."""
+        return params
 
     def cap(self, max_bandwidth):
         """Bound the bandwidths by ``max_bandwidth`` (data units, one per feature)."""
@@ -179,21 +205,28 @@ class DiagonalMetric(_Metric):
             cap = np.log(self.max_bandwidth) - np.log(self.spreads)
             upper = np.maximum(np.minimum(upper, cap), -PARAM_BOUND)
         lower = np.full(self.n_features, -PARAM_BOUND)
-        if self.min_bandwidth is not None:
-            with np.errstate(divide="ignore"):
-                floor = np.log(self.min_bandwidth) - np.log(self.spreads)
-            lower = np.minimum(np.maximum(lower, floor), upper)
         return lower[: self.n_params], upper[: self.n_params]
 
-    def saturate(self, gaps):
-        """Floor each bandwidth at ``SATURATION_GAP`` of the feature's smallest
-        gap between distinct values: below it, a row one gap away weighs at most
-        exp(-32) of a row level with the query along that feature (Gaussian
-        kernel; exp(-8) for the exponential), so the fit could only shrink the
-        bandwidth further for nothing, and ``bandwidth_`` of a binary feature
-        then says where it saturates rather than how far the optimiser drifted."""
+    def saturate(self, gaps, distance):
+        """Floor each bandwidth at the feature's smallest gap between distinct
+        values over ``distance`` (:func:`saturation_distance`): below it, a row
+        one gap away weighs at most exp(-32) of a row level with the query along
+        that feature, so the fit could only shrink the bandwidth further for
+        nothing, and ``bandwidth_`` of a binary feature then says where it
+        saturates rather than how far the optimiser drifted."""
         if self.n_params == self.n_features:  # not one bandwidth for all
-            self.min_bandwidth = SATURATION_GAP * np.asarray(gaps, dtype=float)
+            self.min_bandwidth = np.asarray(gaps, dtype=float) / distance
+
+    def saturated(self, params):
+        # A bound in the optimiser instead cost 1.7x the iterations on one-hot
+        # columns (Computers' first fold: 39 against 23, 15.8 s against 8.9 s)
+        # for the same test R^2 (0.9390 against 0.9384).
+        if self.min_bandwidth is None:
+            return params
+        with np.errstate(divide="ignore"):
+            floor = np.log(self.min_bandwidth) - np.log(self.spreads)
+        upper = self.bounds[1]
+        return np.maximum(params, np.minimum(floor, upper))
 
     def cap(self, max_bandwidth):
         self.max_bandwidth = np.broadcast_to(
@@ -524,7 +557,9 @@ class LeaveOneOutObjective:
         self.values = self.local.values(self.Y, self.Z)
         if max_bandwidth is not None:
             self.metric.cap(max_bandwidth)
-        self.metric.saturate(smallest_gaps(X[self.w > 0]))
+        self.metric.saturate(
+            smallest_gaps(X[self.w > 0]), saturation_distance(self.kernel)
+        )
         # (Two chunks for small data, to use two threads, were measured and not
         # kept: n = 200 took twice as long, n = 500 no less.)
         self.rows = chunk_rows(

@@ -985,14 +985,32 @@ def test_a_discrete_features_bandwidth_saturates_at_an_eighth_of_its_gap(
     floored = AttentionRegressor(**params).fit(X, y)
     assert floored.bandwidth_[0] == pytest.approx(2.0 / 8, rel=1e-12)
     assert floored.bandwidth_[1] > 2.0 / 8 * 0.1  # a continuous feature: free
-    # without the floor the bandwidth drifts lower, and nothing else changes
-    monkeypatch.setattr(skattn._learning, "SATURATION_GAP", 0.0)
+    # the exponential kernel's floor: exp(-32) at 32 bandwidths
+    exponential = AttentionRegressor(kernel="exponential", **params).fit(X, y)
+    assert exponential.bandwidth_[0] >= 2.0 / 32 * (1 - 1e-12)
+    # without the floor the bandwidth drifts lower, and nothing else changes: the
+    # floor is applied once the optimiser has stopped, so its path is the same
+    monkeypatch.setattr(skattn._learning, "SATURATION_LOG_WEIGHT", -np.inf)
     free = AttentionRegressor(**params).fit(X, y)
     assert free.bandwidth_[0] < 0.2
+    assert free.n_iter_ == floored.n_iter_
+    assert free.bandwidth_[1] == floored.bandwidth_[1]
     queries = np.column_stack([rng.integers(0, 2, 50) * 2.0, rng.normal(size=50)])
-    # (the optimiser's path differs a little: the other bandwidth to 1e-6)
-    np.testing.assert_allclose(floored.bandwidth_[1], free.bandwidth_[1], rtol=1e-6)
-    np.testing.assert_allclose(floored.predict(queries), free.predict(queries), 1e-6)
+    # (a query whose nearest level rows are far along x lets the exp(-32) of the
+    # other level show: 3e-11 of the range at most here)
+    np.testing.assert_allclose(
+        floored.predict(queries), free.predict(queries), atol=1e-9 * np.ptp(y)
+    )
+
+
+def test_saturation_distance():
+    from skattn._kernels import get_kernel
+    from skattn._learning import saturation_distance
+
+    assert saturation_distance(get_kernel("gaussian")) == pytest.approx(8.0, rel=1e-12)
+    assert saturation_distance(get_kernel("exponential")) == pytest.approx(
+        32.0, rel=1e-12
+    )
 
 
 def test_smallest_gaps():
