@@ -211,10 +211,11 @@ class AttentionRegressor(
     bandwidth_ : ndarray of shape (n_features,)
         Learned bandwidths in the units of ``X`` (metric "isotropic" or
         "diagonal"; all equal for "isotropic"). Per-feature bandwidths are
-        floored at an eighth of the feature's smallest gap between distinct
-        values: below it a row one gap away weighs exp(-32) of a level one
-        (Gaussian kernel), so a discrete feature's bandwidth saturates there
-        instead of drifting toward zero for nothing.
+        floored, once learned, where a row one of the feature's smallest gaps
+        between distinct values away weighs exp(-32) of a level one (an eighth
+        of the gap for the Gaussian kernel, a 32nd for the exponential), so a
+        discrete feature's bandwidth saturates there instead of reporting how
+        far toward zero the optimiser drifted for nothing.
 
     components_ : ndarray of shape (n_components, n_features)
         Learned projection of the features (metric "full"): distances are

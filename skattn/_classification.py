@@ -374,8 +374,10 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
 
     bandwidth_ : ndarray of shape (n_features,)
         Learned bandwidths in the units of ``X`` (metric "isotropic" or
-        "diagonal"), per-feature ones floored at an eighth of the feature's
-        smallest gap between distinct values, as in :class:`AttentionRegressor`.
+        "diagonal"), per-feature ones floored, once learned, where a row one of
+        the feature's smallest gaps away weighs exp(-32) of a level one (an
+        eighth of the gap for the Gaussian kernel), as in
+        :class:`AttentionRegressor`.
 
     components_ : ndarray of shape (n_components, n_features)
         Learned projection of the features (metric "full").
