@@ -1182,7 +1182,7 @@ class _MetricLearner:
                     stacklevel=4,
                 )
         self.n_iter_ += n_iter
-        params = objective.metric.saturated(params)
+        params = objective.saturated(params)
         return _Stage(objective, params, train, x0, held_out)
 
     def _try_full(self, diagonal, data, unit, progress):

@@ -105,7 +105,7 @@ AUTO_FULL_Z = 2.0
 EARLY_STOPPING_MIN_ROWS = 100
 
 
-# The per-feature bandwidths' floor (DiagonalMetric.saturate): where a row one of
+# The per-feature bandwidths' floor (DiagonalMetric.saturated): where a row one of
 # the feature's smallest gaps between distinct values away weighs this log-weight
 # of a row level with the query (-32: an eighth of the gap for the Gaussian, a
 # 32nd for the exponential kernel).
@@ -157,17 +157,12 @@ class _Metric:
         """Fix the spread of the standardised features (bounds and units)."""
         self.spreads = spread
         self.max_bandwidth = None
-        self.min_bandwidth = None
 
-    def saturate(self, gaps, distance):
-        """Floor the bandwidths where nothing changes below them, from each
-        feature's smallest gap between distinct values (data units; 0: none) and
-        the kernel's :func:`saturation_distance`. Only the per-feature bandwidths
-        have one."""
-
-    def saturated(self, params):
-        """The learned parameters raised to the floor of :meth:`saturate`
-        (applied once the optimiser has stopped, not as its bound)."""
+    def saturated(self, params, floor):
+        """The learned parameters raised to where nothing changes below them,
+        ``floor`` (one bandwidth per feature, in units of its spread; 0: none),
+        once the optimiser has stopped. Only the per-feature bandwidths have
+        one."""
         return params
 
     def cap(self, max_bandwidth):
@@ -207,26 +202,20 @@ class DiagonalMetric(_Metric):
         lower = np.full(self.n_features, -PARAM_BOUND)
         return lower[: self.n_params], upper[: self.n_params]
 
-    def saturate(self, gaps, distance):
-        """Floor each bandwidth at the feature's smallest gap between distinct
-        values over ``distance`` (:func:`saturation_distance`): below it, a row
-        one gap away weighs at most exp(-32) of a row level with the query along
-        that feature, so the fit could only shrink the bandwidth further for
-        nothing, and ``bandwidth_`` of a binary feature then says where it
-        saturates rather than how far the optimiser drifted."""
-        if self.n_params == self.n_features:  # not one bandwidth for all
-            self.min_bandwidth = np.asarray(gaps, dtype=float) / distance
-
-    def saturated(self, params):
+    def saturated(self, params, floor):
+        """Each log-bandwidth raised to ``floor`` (LeaveOneOutObjective.saturated:
+        a row one of the feature's smallest gaps away weighs exp(-32) of a row
+        level with the query along it there), so that ``bandwidth_`` of a binary
+        feature says where it saturates rather than how far the optimiser
+        drifted for nothing. One bandwidth for all (isotropic) has no floor."""
         # A bound in the optimiser instead cost 1.7x the iterations on one-hot
         # columns (Computers' first fold: 39 against 23, 15.8 s against 8.9 s)
         # for the same test R^2 (0.9390 against 0.9384).
-        if self.min_bandwidth is None:
+        if self.n_params != self.n_features:
             return params
         with np.errstate(divide="ignore"):
-            floor = np.log(self.min_bandwidth) - np.log(self.spreads)
-        upper = self.bounds[1]
-        return np.maximum(params, np.minimum(floor, upper))
+            floor = np.log(floor)
+        return np.maximum(params, np.minimum(floor, self.bounds[1]))
 
     def cap(self, max_bandwidth):
         self.max_bandwidth = np.broadcast_to(
@@ -557,9 +546,6 @@ class LeaveOneOutObjective:
         self.values = self.local.values(self.Y, self.Z)
         if max_bandwidth is not None:
             self.metric.cap(max_bandwidth)
-        self.metric.saturate(
-            smallest_gaps(X[self.w > 0]), saturation_distance(self.kernel)
-        )
         # (Two chunks for small data, to use two threads, were measured and not
         # kept: n = 200 took twice as long, n = 500 no less.)
         self.rows = chunk_rows(
@@ -584,6 +570,13 @@ class LeaveOneOutObjective:
     def bounds(self):
         """Box bounds of the parameters, (lower, upper), one array each."""
         return self.metric.bounds
+
+    def saturated(self, params):
+        """Learned parameters raised to the per-feature bandwidths' floor: each
+        feature's smallest gap between distinct values (rows of positive weight)
+        over the kernel's :func:`saturation_distance`."""
+        gaps = smallest_gaps(self.Z[self.w > 0])
+        return self.metric.saturated(params, gaps / saturation_distance(self.kernel))
 
     def leave_one_out_loss(self, Z, rows=None, offset=None):
         """The leave-one-out loss (without penalty) of the pooling in which the
