@@ -607,7 +607,8 @@ class _IntervalMixin:
               trend) held fixed: the interval is the jackknife+ of the fitted
               smoother, which covers a new ``(x, y)`` drawn like the training rows
               with probability at least ``1 - 2 (1 - coverage)``, and about
-              ``coverage`` in practice.
+              ``coverage`` in practice (for a metric learned on a few hundred
+              rows or fewer, up to a few points less: see the user guide).
             - "cv+": the same with 10 folds left out instead of single rows
               (order-free folds of the distinct training rows): residuals of
               out-of-fold predictions, somewhat wider intervals; the same
