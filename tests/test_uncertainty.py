@@ -204,6 +204,39 @@ def test_mapie_wraps_the_estimator_and_agrees():
     assert_allclose(ours, theirs[:, :, 0], rtol=1e-9)
 
 
+# bandwidths learned on 40 rows leave a query or two with little support
+@pytest.mark.filterwarnings("ignore::skattn.LowSupportWarning")
+def test_mapie_cv_plus_relearning_attention_regressor_is_plain_cv_plus():
+    # The user guide's interval that accounts for the learned metric: MAPIE's CV+
+    # relearning AttentionRegressor on each fold's complement. It wraps the
+    # estimator unchanged and gives the CV+ of a plain loop of refits.
+    pytest.importorskip("mapie", minversion="1.0")
+    from mapie.regression import CrossConformalRegressor
+    from sklearn.model_selection import KFold
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(40, 2))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.normal(size=40)
+    Q = rng.uniform(-1.5, 1.5, size=(6, 2))
+    folds = KFold(5, shuffle=True, random_state=0)
+    wrapped = CrossConformalRegressor(
+        AttentionRegressor(max_iter=30), confidence_level=0.8, method="plus", cv=folds
+    )
+    wrapped.fit_conformalize(X, y)
+    theirs = wrapped.predict_interval(Q)[1][:, :, 0]
+    left_out = np.empty((len(Q), len(X)))
+    residuals = np.empty(len(X))
+    for train, test in folds.split(X):
+        model = AttentionRegressor(max_iter=30).fit(X[train], y[train])
+        residuals[test] = np.abs(y[test] - model.predict(X[test]))
+        left_out[:, test] = model.predict(Q)[:, None]
+    expected = _plain_jackknife_plus(left_out, residuals, np.ones(len(X)), 0.8)
+    assert_allclose(theirs, expected, rtol=1e-9)
+    # ... and it is not the fixed-metric jackknife+ (the refits differ)
+    fixed = AttentionRegressor(max_iter=30).fit(X, y).predict_interval(Q, 0.8)
+    assert not np.allclose(theirs, fixed)
+
+
 def test_return_std_matches_the_monte_carlo_spread():
     # a smooth function, constant noise, interior points, the bandwidth fixed
     rng = np.random.default_rng(0)
