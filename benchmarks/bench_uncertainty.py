@@ -69,16 +69,20 @@ REFITTED = "MAPIE CV+ (10 folds) refitting AttentionRegressor()"
 METHODS = ("jackknife+", "cv+", "quantile")
 
 
+def timed(function, *args):
+    """``function(*args)`` and the seconds it took."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
 def skattn_intervals(A, y, B):
     """Bounds and seconds (fit included) of each method, and the fitted model."""
-    start = time.perf_counter()
-    model = NadarayaWatsonRegressor(bandwidth="cv").fit(A, y)
-    fit = time.perf_counter() - start
+    model, fit = timed(NadarayaWatsonRegressor(bandwidth="cv").fit, A, y)
     runs = {}
     for method in METHODS:
-        start = time.perf_counter()
-        bounds = model.predict_interval(B, coverage=COVERAGE, method=method)
-        runs[method] = (bounds, fit + time.perf_counter() - start)
+        bounds, seconds = timed(model.predict_interval, B, COVERAGE, method)
+        runs[method] = (bounds, fit + seconds)
     return runs, model
 
 
@@ -89,6 +93,11 @@ def fixed_intervals(A, y, B, bandwidth):
 
 def learned_intervals(A, y, B):
     model = AttentionRegressor().fit(A, y)
+    return model.predict_interval(B, coverage=COVERAGE)
+
+
+def local_linear_intervals(A, y, B):
+    model = LocalLinearRegressor().fit(A, y)
     return model.predict_interval(B, coverage=COVERAGE)
 
 
@@ -138,27 +147,17 @@ def other_intervals(A, y, B, bandwidth, n):
     the data set's size ``n``)."""
     runs = {}
     if n <= MAPIE_ROWS:
-        start = time.perf_counter()
         estimator = NadarayaWatsonRegressor(bandwidth=bandwidth)
-        theirs = mapie_intervals(A, y, B, estimator)
-        runs["MAPIE jackknife+ LOO (same NW)"] = (theirs, time.perf_counter() - start)
+        runs["MAPIE jackknife+ LOO (same NW)"] = timed(
+            mapie_intervals, A, y, B, estimator
+        )
     if n <= MAPIE_LEARNED_ROWS:
-        start = time.perf_counter()
-        runs["MAPIE jackknife+ LOO refitting AttentionRegressor()"] = (
-            mapie_intervals(A, y, B, AttentionRegressor()),
-            time.perf_counter() - start,
+        runs["MAPIE jackknife+ LOO refitting AttentionRegressor()"] = timed(
+            mapie_intervals, A, y, B, AttentionRegressor()
         )
     if n <= GP_ROWS:
-        start = time.perf_counter()
-        runs["GPR-ARD mean +- 1.645 std"] = (
-            gp_intervals(A, y, B),
-            time.perf_counter() - start,
-        )
-    start = time.perf_counter()
-    runs["HGB quantiles 0.05 / 0.95"] = (
-        hgb_intervals(A, y, B),
-        time.perf_counter() - start,
-    )
+        runs["GPR-ARD mean +- 1.645 std"] = timed(gp_intervals, A, y, B)
+    runs["HGB quantiles 0.05 / 0.95"] = timed(hgb_intervals, A, y, B)
     return runs
 
 
@@ -183,27 +182,17 @@ def evaluate(name, seed=0, compare=True):
             runs[f"skattn {method} (NW cv)"] = run
         bounds = ours["jackknife+"][0]
         if compare:
-            start = time.perf_counter()
-            runs["skattn jackknife+ at the chosen bandwidth"] = (
-                fixed_intervals(A, y_train, B, model.bandwidth_),
-                time.perf_counter() - start,
+            runs["skattn jackknife+ at the chosen bandwidth"] = timed(
+                fixed_intervals, A, y_train, B, model.bandwidth_
             )
-        start = time.perf_counter()
-        runs["skattn jackknife+ (AttentionRegressor())"] = (
-            learned_intervals(A, y_train, B),
-            time.perf_counter() - start,
+        runs["skattn jackknife+ (AttentionRegressor())"] = timed(
+            learned_intervals, A, y_train, B
         )
-        start = time.perf_counter()
-        runs["skattn jackknife+ (LocalLinearRegressor())"] = (
-            LocalLinearRegressor().fit(A, y_train).predict_interval(B, COVERAGE),
-            time.perf_counter() - start,
+        runs["skattn jackknife+ (LocalLinearRegressor())"] = timed(
+            local_linear_intervals, A, y_train, B
         )
         if n <= CV_PLUS_ROWS:
-            start = time.perf_counter()
-            runs[REFITTED] = (
-                refitted_cv_plus(A, y_train, B),
-                time.perf_counter() - start,
-            )
+            runs[REFITTED] = timed(refitted_cv_plus, A, y_train, B)
         if compare:
             runs.update(other_intervals(A, y_train, B, model.bandwidth_, n))
             if "MAPIE jackknife+ LOO (same NW)" in runs:
