@@ -57,10 +57,29 @@ class Kernel:
         the support radius."""
         if self.compact:
             return float(self.radius)
-        r = 1.0
-        while self.log_kernel(np.array([r * r]), np.empty(1))[0] > -1100.0:
-            r *= 2.0
-        return r
+        return self._doubled_past(-1100.0)[1]
+
+    def _log_weight(self, u):
+        """``log K(u)`` at one scaled distance ``u``."""
+        return self.log_kernel(np.array([u * u]), np.empty(1))[0]
+
+    def _doubled_past(self, log_weight):
+        """``(lo, hi)``: ``hi`` the first of 1, 2, 4, ... where ``log K`` is at most
+        ``log_weight``, ``lo`` the one before (0 when ``hi`` is 1)."""
+        lo, hi = 0.0, 1.0
+        while self._log_weight(hi) > log_weight:
+            lo, hi = hi, 2.0 * hi
+        return lo, hi
+
+    def distance_at(self, log_weight):
+        """The scaled distance where ``log K`` falls to ``log_weight`` (finite; a
+        compact kernel's reaches -inf at its radius), by bisection to the float
+        spacing."""
+        lo, hi = self._doubled_past(log_weight)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self._log_weight(mid) > log_weight else (lo, mid)
+        return hi
 
     @property
     def compact(self):

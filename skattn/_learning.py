@@ -117,17 +117,7 @@ def saturation_distance(kernel):
     ``SATURATION_LOG_WEIGHT`` (inf when that is -inf: no floor)."""
     if not np.isfinite(SATURATION_LOG_WEIGHT):
         return np.inf
-
-    def log_weight(u):
-        return kernel.log_kernel(np.array([u * u]), np.empty(1))[0]
-
-    lo, hi = 0.0, 1.0
-    while log_weight(hi) > SATURATION_LOG_WEIGHT:
-        lo, hi = hi, 2.0 * hi
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if log_weight(mid) > SATURATION_LOG_WEIGHT else (lo, mid)
-    return hi
+    return kernel.distance_at(SATURATION_LOG_WEIGHT)
 
 
 def smallest_gaps(X):
