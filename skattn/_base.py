@@ -459,11 +459,11 @@ def _quantile_task(X, head, method, quantiles):
     return quantile_rows(queries, method, quantiles)
 
 
-def _std_task(X, head, keys, variances):
+def _std_task(X, head, keys, variances, smoother=None):
     """Predictions, standard errors and the effective number of keys of some
-    query rows on one thread."""
+    query rows on one thread (``smoother``: as :func:`standard_error_rows`)."""
     queries = np.asarray(head.features(X), dtype=np.float64)
-    return standard_error_rows(queries, keys, variances)
+    return standard_error_rows(queries, keys, variances, smoother)
 
 
 # Below this effective number of training rows a query's prediction, interval and
@@ -798,7 +798,7 @@ class _PredictionIntervalMixin(_IntervalMixin):
             return super().predict(X)
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        dense, keys, values, loo, inflation = self._dense_keys()
+        dense, keys, values, loo, inflation, smoother = self._standard_error_state()
         # the noise variance at each row: the other rows' squared residuals, each
         # deflated by its own leave-one-out prediction's share (1 + 1 / n_eff),
         # pooled
@@ -806,7 +806,7 @@ class _PredictionIntervalMixin(_IntervalMixin):
             dense, values, loo, inflation, self.n_jobs
         )
         predictions, std, n_effective = map_query_chunks(
-            _std_task, X, self.n_jobs, dense, keys, variances
+            _std_task, X, self.n_jobs, dense, keys, variances, smoother
         )
         std = np.ldexp(std, exponent)
         _warn_low_support(self, n_effective, "predict")
@@ -819,6 +819,13 @@ class _PredictionIntervalMixin(_IntervalMixin):
         if self._y_1d:
             return predictions[:, 0], std[:, 0]
         return predictions, std
+
+    def _standard_error_state(self):
+        """What ``predict(return_std=True)`` needs: the dense head, its keys
+        prepared with the pooled values, the targets, their leave-one-out
+        predictions, the residuals' variance inflation and the smoother's
+        weights at the queries from their attention (None: the attention)."""
+        return (*self._dense_keys(), None)
 
     def _interval_method(self, method):
         """The fitted state an interval ``method`` needs (:mod:`skattn._uncertainty`)

@@ -97,3 +97,28 @@ def local_linear(
         intercepts[a] = beta[0]
         slopes[a] = beta[1:]
     return intercepts, slopes
+
+
+def jackknife_plus_bounds(left_out, residuals, w, coverage):
+    """Jackknife+ bounds (Barber et al., 2021) from left-out predictions
+    (n_queries, n_rows) and absolute residuals, each row counted ``w_j`` times,
+    by sorting lists; infinite beyond the ranks."""
+    alpha = 1 - coverage
+    n = int(w.sum())
+    bounds = np.empty((left_out.shape[0], 2))
+    for q in range(left_out.shape[0]):
+        low = sorted(
+            v
+            for j in range(len(w))
+            for v in [left_out[q, j] - residuals[j]] * int(w[j])
+        )
+        high = sorted(
+            v
+            for j in range(len(w))
+            for v in [left_out[q, j] + residuals[j]] * int(w[j])
+        )
+        k_low = math.floor(alpha * (n + 1))
+        k_high = math.ceil((1 - alpha) * (n + 1))
+        bounds[q, 0] = -np.inf if k_low < 1 else low[k_low - 1]
+        bounds[q, 1] = np.inf if k_high > n else high[k_high - 1]
+    return bounds

@@ -935,6 +935,13 @@ def test_auto_verbose_lines_say_what_was_kept(capsys):
     assert re.search(
         r"metric='auto': kept the (full projection|bandwidths) \(held-out loss "
         r"[-\d.e]+ against the bandwidths' [-\d.e]+: [-\d.]+ standard errors",
+        lines[-2],
+    )
+    # then boosting="auto" says what it kept
+    assert re.search(
+        r"boosting: (kept the learned smoother|the bandwidths widened [\d.]+ times, "
+        r"boosted for \d+ rounds) \(.*leave-one-out loss (was )?-?[\d.]+ standard "
+        "errors lower",
         lines[-1],
     )
 

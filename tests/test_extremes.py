@@ -198,14 +198,20 @@ def test_top_k_with_duplicates_is_order_free():
 
 # 8. AttentionRegressor did not scale y; extreme X failed
 @pytest.mark.parametrize("factor", [1e-170, 1.0, 1e156])
-def test_attention_regressor_is_invariant_to_the_scale_of_y(rng, factor):
+@pytest.mark.parametrize("boosting", ["auto", True])
+def test_attention_regressor_is_invariant_to_the_scale_of_y(rng, factor, boosting):
     X = rng.uniform(size=(60, 3))
     y = X @ [1.0, 2.0, 3.0] + np.sin(6 * X[:, 0])  # the trend leaves a curve
-    ref = AttentionRegressor(max_iter=15).fit(X, y)
-    scaled = AttentionRegressor(max_iter=15).fit(X, y * factor)
+    ref = AttentionRegressor(max_iter=15, boosting=boosting).fit(X, y)
+    scaled = AttentionRegressor(max_iter=15, boosting=boosting).fit(X, y * factor)
     assert scaled.n_iter_ == ref.n_iter_ > 1
     np.testing.assert_allclose(scaled.bandwidth_, ref.bandwidth_, rtol=1e-6)
     np.testing.assert_allclose(scaled.predict(X), ref.predict(X) * factor, rtol=1e-6)
+    assert scaled.boosting_rounds_ == ref.boosting_rounds_
+    assert (ref.boosting_rounds_ > 0) == (boosting is True)
+    np.testing.assert_allclose(
+        scaled.predict_interval(X), ref.predict_interval(X) * factor, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("metric", ["isotropic", "diagonal", "full"])
@@ -219,6 +225,10 @@ def test_attention_regressor_extreme_features(rng, metric, factor):
     huge = np.array([[1e308, 0, 1], [-1e308, 1, 0], [0, 0, 0], [1e308, 1, 1]])
     model = AttentionRegressor(metric=metric, max_iter=5).fit(huge, [0.0, 1, 2, 3])
     assert np.isfinite(model.predict(huge)).all()
+    boosted = AttentionRegressor(metric=metric, max_iter=5, boosting=True)
+    boosted.fit(huge, [0.0, 1, 2, 3])
+    assert np.isfinite(boosted.predict(huge)).all()
+    assert np.isfinite(boosted.predict_interval(huge, coverage=0.5)).all()
     if metric != "full":
         assert np.isfinite(model.bandwidth_).all()
 

@@ -213,8 +213,8 @@ def test_prediction_intervals_are_ordered_and_never_nan(problem, coverage):
 
 
 @SETTINGS
-@given(problems(max_rows=15))
-def test_attention_regressor_with_its_trend_is_finite(problem):
+@given(problems(max_rows=15), st.sampled_from(["auto", True]))
+def test_attention_regressor_with_its_trend_is_finite(problem, boosting):
     X, y, Q, w, _, _ = problem
     assume(w.sum() > 1)
     import warnings
@@ -225,7 +225,7 @@ def test_attention_regressor_with_its_trend_is_finite(problem):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = AttentionRegressor(max_iter=3).fit(X, y, w)
+        model = AttentionRegressor(max_iter=3, boosting=boosting).fit(X, y, w)
     far = np.vstack(
         [Q, np.full((1, X.shape[1]), 1e300), -np.full((1, X.shape[1]), 1e300)]
     )
@@ -234,4 +234,6 @@ def test_attention_regressor_with_its_trend_is_finite(problem):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowSupportWarning)  # small draws, far rows
         bounds = model.predict_interval(Q) if w.sum() > 2 else None
+        std = model.predict(Q, return_std=True)[1] if w.sum() > 2 else None
     assert bounds is None or not np.isnan(bounds).any()
+    assert std is None or np.isfinite(std).all()

@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 from skattn import AttentionRegressor, LocalLinearRegressor, NadarayaWatsonRegressor
 from skattn._engine import prepare_keys
 from skattn._uncertainty import CV_FOLDS, cv_folds, leave_one_out_at_queries
+from tests._reference import jackknife_plus_bounds
 
 
 def _data(rng, n=30, n_outputs=2):
@@ -56,28 +57,6 @@ def _plain_loo(X, y, w, h):
     )
 
 
-def _plain_jackknife_plus(left_out, residuals, w, coverage):
-    alpha = 1 - coverage
-    n = int(w.sum())
-    bounds = np.empty((left_out.shape[0], 2))
-    for q in range(left_out.shape[0]):
-        low = sorted(
-            v
-            for j in range(len(w))
-            for v in [left_out[q, j] - residuals[j]] * int(w[j])
-        )
-        high = sorted(
-            v
-            for j in range(len(w))
-            for v in [left_out[q, j] + residuals[j]] * int(w[j])
-        )
-        k_low = math.floor(alpha * (n + 1))
-        k_high = math.ceil((1 - alpha) * (n + 1))
-        bounds[q, 0] = -np.inf if k_low < 1 else low[k_low - 1]
-        bounds[q, 1] = np.inf if k_high > n else high[k_high - 1]
-    return bounds
-
-
 @pytest.mark.parametrize("coverage", [0.5, 0.8, 0.9])
 def test_jackknife_plus_equals_a_plain_implementation(rng, coverage):
     X, Y = _data(rng, n=25, n_outputs=1)
@@ -88,7 +67,7 @@ def test_jackknife_plus_equals_a_plain_implementation(rng, coverage):
     model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
     left_out = _refits(X, Y, w, Q, "gaussian", h)[:, :, 0]
     loo = _plain_loo(X, y, w, h)
-    expected = _plain_jackknife_plus(left_out, np.abs(y - loo), w, coverage)
+    expected = jackknife_plus_bounds(left_out, np.abs(y - loo), w, coverage)
     assert_allclose(model.predict_interval(Q, coverage=coverage), expected, rtol=1e-10)
 
 
@@ -230,7 +209,7 @@ def test_mapie_cv_plus_relearning_attention_regressor_is_plain_cv_plus():
         model = AttentionRegressor(max_iter=30).fit(X[train], y[train])
         residuals[test] = np.abs(y[test] - model.predict(X[test]))
         left_out[:, test] = model.predict(Q)[:, None]
-    expected = _plain_jackknife_plus(left_out, residuals, np.ones(len(X)), 0.8)
+    expected = jackknife_plus_bounds(left_out, residuals, np.ones(len(X)), 0.8)
     assert_allclose(theirs, expected, rtol=1e-9)
     # ... and it is not the fixed-metric jackknife+ (the refits differ)
     fixed = AttentionRegressor(max_iter=30).fit(X, y).predict_interval(Q, 0.8)
@@ -369,7 +348,7 @@ def test_cv_plus_equals_a_plain_implementation(rng):
     left_out, at_rows = _plain_fold_out(X, Y, w, Q, h, folds)
     model = NadarayaWatsonRegressor(bandwidth=h).fit(X, y, sample_weight=w)
     for coverage in (0.5, 0.9):
-        expected = _plain_jackknife_plus(
+        expected = jackknife_plus_bounds(
             left_out[:, :, 0], np.abs(y - at_rows[:, 0]), w, coverage
         )
         got = model.predict_interval(Q, coverage=coverage, method="cv+")
@@ -550,7 +529,7 @@ def test_local_linear_jackknife_plus_equals_refits(rng):
         left_out[:, j] = refit.predict(Q)
         loo[j] = refit.predict(X[j : j + 1])[0]
     for coverage in (0.5, 0.9):
-        expected = _plain_jackknife_plus(left_out, np.abs(y - loo), w, coverage)
+        expected = jackknife_plus_bounds(left_out, np.abs(y - loo), w, coverage)
         got = model.predict_interval(Q, coverage=coverage)
         assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
     expected = _plain_signed_quantiles(left_out, y - loo, w, [0.1, 0.5, 0.9])
@@ -573,7 +552,7 @@ def test_local_linear_cv_plus_equals_refits(rng):
         refit = LocalLinearRegressor(bandwidth=h, ridge=0.0).fit(X[out], y[out])
         left_out[:, folds == k] = refit.predict(Q)[:, None]
         at_rows[folds == k] = refit.predict(X[folds == k])
-    expected = _plain_jackknife_plus(
+    expected = jackknife_plus_bounds(
         left_out, np.abs(y - at_rows), np.ones(len(X)), 0.8
     )
     got = model.predict_interval(Q, coverage=0.8, method="cv+")

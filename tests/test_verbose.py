@@ -68,7 +68,7 @@ def test_local_linear_cv(data, capsys):
 
 def test_learner_lines_count_the_start_up_search(data, capsys):
     X, y = data
-    model = AttentionRegressor(metric="diagonal", verbose=1, max_iter=4)
+    model = AttentionRegressor(metric="diagonal", verbose=1, max_iter=4, boosting=False)
     lines = _fit(model, X, y, capsys)
     first_iter = next(i for i, line in enumerate(lines) if " iter " in line)
     assert first_iter > 0 and "cv candidate" in lines[0]  # init="cv" first
@@ -80,7 +80,8 @@ def test_learner_lines_count_the_start_up_search(data, capsys):
 
 def test_learner_early_stopping_and_minibatch_reasons(data, capsys):
     X, y = data
-    lines = _fit(AttentionRegressor(verbose=1, metric="full"), X, y, capsys)
+    model = AttentionRegressor(verbose=1, metric="full", boosting=False)
+    lines = _fit(model, X, y, capsys)
     assert any("held-out loss" in line for line in lines)
     assert re.search(
         r"(early stopping after \d+ iterations.*kept iteration \d+|converged)",
