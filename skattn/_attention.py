@@ -595,6 +595,18 @@ class AttentionRegressor(
         smoother = BoostedSmoother(keys, self.n_jobs)
         return dense, keys, smoother, r, values, self.boosting_rounds_ + 1
 
+    @staticmethod
+    def _boosted_residuals(smoother, r, m):
+        """The kept smoother's leave-one-out residuals (``fit`` checked that
+        they exist: the same attention gives the same ones)."""
+        residuals = smoother.loo_residuals(r, m)
+        if residuals is None:  # pragma: no cover - fit kept only candidates with one
+            raise ValueError(
+                "The boosted smoother has no leave-one-out residual at some row; "
+                "refit with boosting=False."
+            )
+        return residuals
+
     def _interval_method(self, method):
         if getattr(self, "_boosted_values", None) is None:
             return super()._interval_method(method)
@@ -603,7 +615,7 @@ class AttentionRegressor(
             return dense, BoostedCVPlus(
                 keys, values, smoother.value_matrix(m), smoother.hat_matrix(m), r
             )
-        residuals = smoother.loo_residuals(r, m)
+        residuals = self._boosted_residuals(smoother, r, m)
         if method == "jackknife+":
             return dense, BoostedJackknifePlus(
                 keys, values, smoother.value_matrix(m), residuals
@@ -614,7 +626,7 @@ class AttentionRegressor(
         if getattr(self, "_boosted_values", None) is None:
             return super()._standard_error_state()
         dense, keys, smoother, r, _, m = self._boosted_smoother()
-        residuals = smoother.loo_residuals(r, m)
+        residuals = self._boosted_residuals(smoother, r, m)
         G = smoother.value_matrix(m)
         return (
             dense,
