@@ -38,6 +38,7 @@ import numpy as np
 from skattn._uncertainty import (
     CV_FOLDS,
     _Plus,
+    _QuantileMethod,
     cv_folds,
     weighted_quantiles,
 )
@@ -297,7 +298,7 @@ class BoostedCVPlus(_Plus):
         return out[:, self.folds, :], stats[:, 1]
 
 
-class BoostedQuantiles:
+class BoostedQuantiles(_QuantileMethod):
     """The "quantile" method of the boosted smoother: the attention-weighted
     distribution of the rows' leave-one-out residuals ``e``, around the boosted
     prediction (the targets' own distribution, which the method takes for
@@ -314,6 +315,3 @@ class BoostedQuantiles:
         )
         spread = weighted_quantiles(weights, self.residuals, quantiles)
         return predictions[:, None, :] + spread, stats[:, 1]
-
-    def interval(self, queries, coverage):
-        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])

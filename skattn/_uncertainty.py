@@ -363,7 +363,15 @@ class CVPlus(_Plus):
         return self.solve(out, queries)[:, self.folds, :], n_effective
 
 
-class AttentionQuantiles:
+class _QuantileMethod:
+    """A quantile method's interval of coverage ``c``: between its ``(1 - c) / 2``
+    and ``(1 + c) / 2`` quantiles."""
+
+    def interval(self, queries, coverage):
+        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
+
+
+class AttentionQuantiles(_QuantileMethod):
     """Quantiles of the attention-weighted training targets
     (:func:`weighted_quantiles`); the interval of coverage ``c`` runs between the
     ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles."""
@@ -378,11 +386,8 @@ class AttentionQuantiles:
         )
         return weighted_quantiles(weights, self.values, quantiles), stats[:, 1]
 
-    def interval(self, queries, coverage):
-        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
 
-
-class LocalLinearQuantiles:
+class LocalLinearQuantiles(_QuantileMethod):
     """Quantiles of the targets moved along each query's local line,
     ``y_j - b(q).(x_j - q)``, weighted by the attention (the local-linear
     counterpart of :class:`AttentionQuantiles`: their weighted mean is the
@@ -408,9 +413,6 @@ class LocalLinearQuantiles:
             )
             out[:, :, o] = np.take_along_axis(ordered, positions, axis=1)
         return out, stats[:, 1]
-
-    def interval(self, queries, coverage):
-        return self.quantiles(queries, [(1.0 - coverage) / 2, (1.0 + coverage) / 2])
 
 
 def make_method(method, keys, values, loo_residuals):
