@@ -87,7 +87,6 @@ class BoostedSmoother:
     """
 
     def __init__(self, keys, n_jobs=None):
-        self.keys = keys
         _, S = keys.pool(keys.raw, return_weights=True, n_jobs=n_jobs)
         S = np.asarray(S, dtype=np.float64)
         self.w = np.asarray(keys.w, dtype=np.float64)
@@ -125,19 +124,21 @@ class BoostedSmoother:
             self.U.T / self.a[None, :]
         )
 
+    def _left_share(self, g):
+        return 1.0 - (self._U2 @ g) * self.unit / self.w
+
     def left_share(self, m):
         """``1 - H_jj u_j / w_j``: the share of one copy's own residual that its
         leave-one-out prediction leaves."""
-        g, _ = self._filters(m)
-        return 1.0 - (self._U2 @ g) * self.unit / self.w
+        return self._left_share(self._filters(m)[0])
 
     def loo_residuals(self, r, m):
         """Signed leave-one-out residuals ``e`` (n, n_outputs) of ``H_m``, or None
         where a row keeps too little of its own residual or one is not finite."""
-        share = self.left_share(m)
+        g, _ = self._filters(m)
+        share = self._left_share(g)
         if not np.all(share >= _MIN_LEFT_SHARE):
             return None
-        g, _ = self._filters(m)
         with np.errstate(over="ignore", invalid="ignore"):
             residuals = (r - self._apply(g, r)) / share[:, None]
         return residuals if np.all(np.isfinite(residuals)) else None
@@ -175,6 +176,16 @@ class SmootherWeights:
 
     def __call__(self, rows, pooled, weights):
         return np.asarray(weights, dtype=np.float64) @ self.G
+
+
+def _smoothed_at(keys, G, queries):
+    """At the queries: the boosted predictions (``keys`` prepared with the
+    boosted values), the smoother's weights ``h = G^T p`` and the effective
+    number of keys."""
+    predictions, weights, stats = keys.pool(
+        queries, return_weights=True, return_stats=True, n_jobs=1
+    )
+    return predictions, SmootherWeights(G)(None, predictions, weights), stats[:, 1]
 
 
 def _paired_z(base, candidate, counts):
@@ -258,13 +269,10 @@ class BoostedJackknifePlus(_Plus):
         self.G = G
 
     def left_out(self, queries):
-        predictions, weights, stats = self.keys.pool(
-            queries, return_weights=True, return_stats=True, n_jobs=1
-        )
-        h = (weights @ self.G) * (self.keys.unit / self.keys.w)[None, :]
-        return predictions[:, None, :] - h[:, :, None] * self.residuals[None], stats[
-            :, 1
-        ]
+        predictions, h, n_effective = _smoothed_at(self.keys, self.G, queries)
+        h *= (self.keys.unit / self.keys.w)[None, :]  # one copy's share
+        left_out = predictions[:, None, :] - h[:, :, None] * self.residuals[None]
+        return left_out, n_effective
 
 
 class BoostedCVPlus(_Plus):
@@ -286,16 +294,13 @@ class BoostedCVPlus(_Plus):
         super().__init__(keys, values, self.deltas)
 
     def left_out(self, queries):
-        predictions, weights, stats = self.keys.pool(
-            queries, return_weights=True, return_stats=True, n_jobs=1
-        )
-        h = weights @ self.G
+        predictions, h, n_effective = _smoothed_at(self.keys, self.G, queries)
         n_folds = int(self.folds.max()) + 1
         out = np.empty((len(predictions), n_folds, predictions.shape[1]))
         for k in range(n_folds):
             inside = self.folds == k
             out[:, k] = predictions - h[:, inside] @ self.deltas[inside]
-        return out[:, self.folds, :], stats[:, 1]
+        return out[:, self.folds, :], n_effective
 
 
 class BoostedQuantiles(_QuantileMethod):
