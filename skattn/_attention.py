@@ -10,6 +10,7 @@ from skattn._base import (
     _AttentionPoolingRegressor,
     _MetricLearner,
     _PredictionIntervalMixin,
+    _warn_low_support,
 )
 from skattn._boosting import (
     BOOST_MAX_ROWS,
@@ -22,11 +23,20 @@ from skattn._boosting import (
     SmootherWeights,
     select_boosting,
 )
-from skattn._engine import owns_threads
+from skattn._engine import map_query_chunks, owns_threads
 from skattn._kernels import KERNELS
 from skattn._learning import AUTO_FULL_Z
+from skattn._local_average import (
+    LOCAL_LINEAR_MAX_ROWS,
+    LOCAL_LINEAR_MIN_ROWS,
+    averaged_method,
+    averaged_noise_state,
+    averaged_std_rows,
+    fit_local_linear,
+)
 from skattn._neighbors import NEIGHBORS_CONSTRAINT
 from skattn._trend import apply_trend, fit_trend, trend_coefficients, trend_without
+from skattn._uncertainty import noise_variances
 from skattn.utils._docstring import fill_doc
 from skattn.utils._progress import Progress
 from skattn.utils._sklearn_compat import (
@@ -235,6 +245,30 @@ class AttentionRegressor(
         are the boosted linear smoother's, with its leave-one-out formula in
         place of exact refits.
 
+    local_linear : "auto" or bool, default=False
+        Average with a local-linear attention. Once the metric is learned (and
+        where boosting kept nothing), a :class:`LocalLinearRegressor` at the
+        learned bandwidths widened 1 to 6 times (``local_linear_widening_``,
+        the one with the lowest exact leave-one-out error) is fitted to the
+        targets, and predictions are the equal average of the two: ``y_hat(x) =
+        (t(x) + sum_j p_j(x) r_j + l(x)) / 2``. The two smoothers' errors differ
+        (the local line follows slopes at the edges and in sparse regions that
+        the residuals' local average flattens), and their average has less
+        variance than either: on the development panel's small noisy data sets
+        R^2 0.765 to 0.79 on Prestige, 0.484 to 0.494 on load_diabetes, 0.666
+        to 0.676 on Housing (5-fold CV). The weights are equal, not fitted: the
+        learned attention's own leave-one-out loss is optimistic (its
+        bandwidths minimised it). "auto" averages with ``trend="linear"``, learned
+        bandwidths (not a projection), dense full-batch attention and 3 to
+        2,000 training rows where boosting kept nothing (six local-linear fits:
+        about 0.1 s at 1,000 rows); True: from 3 rows at any size, with
+        boosting not tried (``boosting=True`` is then refused); False: never.
+        The average is a linear smoother of the targets too: its intervals and
+        standard errors are exact, from the two halves' leave-one-out
+        predictions. Off by default: the local lines extrapolate beyond the
+        data (a far query gets a far prediction, where the clipped trend is
+        constant), and ``feature_importances_`` remains the learned attention's.
+
     {{n_jobs}}
 
     Attributes
@@ -284,6 +318,15 @@ class AttentionRegressor(
     boosting_rounds_ : int
         Rounds of boosting of the pooled values (``m - 1``; 0: the trend's
         residuals are pooled, possibly with widened bandwidths).
+
+    local_linear_ : LocalLinearRegressor or None
+        The local-linear attention averaged with the learned one (fitted to the
+        training rows at the bandwidths ``local_linear_widening_ *
+        bandwidth_``), or None where ``local_linear`` kept none.
+
+    local_linear_widening_ : float or None
+        The factor on ``bandwidth_`` of ``local_linear_``'s bandwidths (None
+        without it).
 
     n_iter_ : int
         Number of iterations (L-BFGS-B iterations or mini-batch steps) run; for
@@ -390,6 +433,7 @@ class AttentionRegressor(
         "verbose": ["verbose"],
         "n_neighbors": NEIGHBORS_CONSTRAINT,
         "boosting": [StrOptions({"auto"}), "boolean"],
+        "local_linear": [StrOptions({"auto"}), "boolean"],
         "n_jobs": [Integral, None],
     }
 
@@ -416,6 +460,7 @@ class AttentionRegressor(
         verbose=0,
         n_neighbors=None,
         boosting="auto",
+        local_linear=False,
         n_jobs=None,
     ):
         self.metric = metric
@@ -438,6 +483,7 @@ class AttentionRegressor(
         self.verbose = verbose
         self.n_neighbors = n_neighbors
         self.boosting = boosting
+        self.local_linear = local_linear
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -484,6 +530,7 @@ class AttentionRegressor(
         )
         sample_weight = check_sample_weight(sample_weight, X)
         self._check_learnable(X)
+        self._check_local_linear()
         X_kept, Y_kept, w_kept = self._store_training_set(X, y, sample_weight)
         offset = offset_without = None
         self._trend = None
@@ -494,6 +541,7 @@ class AttentionRegressor(
             offset, offset_without = self._fit_trend(X_kept, Y_kept, w_kept)
         self._boosted_values = None
         self.boosting_widening_, self.boosting_rounds_ = 1.0, 0
+        self.local_linear_ = self.local_linear_widening_ = None
         self._learn(
             X_kept,
             Y_kept,
@@ -504,12 +552,94 @@ class AttentionRegressor(
         )
         if self._boosting_applies():
             self._boost()
+        if self._local_linear_applies():
+            self._average_local_linear(X_kept, Y_kept, w_kept)
         return self
+
+    def __getstate__(self):
+        """As the other estimators' (plain data): ``local_linear_`` is kept as
+        its own state and rebuilt on loading."""
+        state = dict(super().__getstate__())
+        model = state.pop("local_linear_", None)
+        if model is not None:
+            state["_local_linear_state"] = model.__getstate__()
+        elif "local_linear_widening_" in state:
+            state["local_linear_"] = None
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        local = state.pop("_local_linear_state", None)
+        super().__setstate__(state)
+        if local is not None:
+            from skattn._local_linear import LocalLinearRegressor
+
+            model = LocalLinearRegressor.__new__(LocalLinearRegressor)
+            model.__setstate__(local)
+            self.local_linear_ = model
+
+    def _check_local_linear(self):
+        """``local_linear=True`` needs what the local-linear attention needs."""
+        if self.local_linear is not True:
+            return
+        if self.boosting is True:
+            raise ValueError(
+                "local_linear=True averages the learned attention itself: it "
+                "cannot be combined with boosting=True; set one of them to 'auto' "
+                "or False."
+            )
+        if self.metric == "full" or self.n_neighbors is not None:
+            raise ValueError(
+                "local_linear=True fits a local-linear attention at the learned "
+                "bandwidths, over every training row: it needs metric "
+                "'isotropic', 'diagonal' or 'auto' and n_neighbors=None; got "
+                f"metric={self.metric!r}, n_neighbors={self.n_neighbors!r}."
+            )
+
+    def _local_linear_applies(self):
+        """Whether ``fit`` averages with a local-linear attention: learned
+        bandwidths, dense attention and ``local_linear=True`` (from 3 rows), or
+        "auto" with the trend, full-batch learning, up to 2,000 rows and no
+        boosted values."""
+        if self.local_linear is False or self.n_neighbors is not None:
+            return False
+        if not hasattr(self, "bandwidth_"):  # metric="auto" kept a projection
+            return False
+        n = len(self._keys)
+        if self.local_linear is True:
+            return n >= 3
+        return (
+            self.trend == "linear"
+            and self.batch_size is None
+            and LOCAL_LINEAR_MIN_ROWS <= n <= LOCAL_LINEAR_MAX_ROWS
+            and self._boosted_values is None
+            and self.boosting_widening_ == 1.0
+        )
+
+    def _average_local_linear(self, X, Y, w):
+        """Fit the local-linear attention averaged with the learned one
+        (:mod:`skattn._local_average`)."""
+        progress = Progress(type(self).__name__, self.verbose)
+        model, widening = fit_local_linear(self, X, Y, w)
+        if model is None:
+            progress.message(
+                "local_linear: kept the learned attention alone (no local-linear "
+                "fit had a finite leave-one-out error)"
+            )
+            return
+        self.local_linear_, self.local_linear_widening_ = model, float(widening)
+        progress.message(
+            "local_linear: averaged with a local-linear attention at the learned "
+            f"bandwidths widened {widening:g} times"
+        )
 
     def _boosting_applies(self):
         """Whether ``fit`` tries boosted values: ``boosting=True``, or "auto"
-        with the trend, dense full-batch attention and 100 to 2,000 rows."""
-        if self.boosting is False:
+        with the trend, dense full-batch attention and 100 to 2,000 rows (and
+        without ``local_linear=True``)."""
+        if self.boosting is False or (
+            self.boosting == "auto" and self.local_linear is True
+        ):
             return False
         if self.n_neighbors is not None:
             if self.boosting is True:
@@ -608,6 +738,8 @@ class AttentionRegressor(
         return residuals
 
     def _interval_method(self, method):
+        if getattr(self, "local_linear_", None) is not None:
+            return _ValidatedQueries(), averaged_method(self, method)
         if getattr(self, "_boosted_values", None) is None:
             return super()._interval_method(method)
         dense, keys, smoother, r, values, m = self._boosted_smoother()
@@ -621,6 +753,70 @@ class AttentionRegressor(
                 keys, values, smoother.value_matrix(m), residuals
             )
         return dense, BoostedQuantiles(keys, values, residuals)
+
+    @fill_doc
+    def predict(self, X, return_std=False):
+        """Predict by attention pooling of the learned values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+
+        return_std : bool, default=False
+            Also return the standard error of each prediction (of the fitted
+            mean, not of a new observation), as
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does:
+            ``sqrt(sum_j h_j(x)^2 sigma^2(x_j))`` with the smoother's weights
+            ``h`` (the attention; for boosted values ``G_m^T p(x)``; with
+            ``local_linear_``, the average of the attention and the local-linear
+            equivalent kernel) and the noise variance at each training row
+            estimated by pooling the other rows' squared leave-one-out residuals
+            with the attention, the metric and the trend held fixed. Computed
+            with dense attention over every training row (whatever
+            ``n_neighbors``; the predictions are always those of ``predict(X)``).
+
+        Returns
+        -------
+        {{y_pred_pooled}}
+
+        {{y_std}}
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_friedman1
+        >>> from skattn import AttentionRegressor
+        >>> X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
+        >>> model = AttentionRegressor().fit(X[:150], y[:150])
+        >>> pred, std = model.predict(X[150:], return_std=True)
+        >>> bool(std.min() > 0)
+        True
+        """
+        model = getattr(self, "local_linear_", None)
+        if model is None:
+            return super().predict(X, return_std=return_std)
+        X, pooled = self._pool(X)
+        own = np.asarray(self._add_trend(X, pooled), dtype=np.float64)
+        other = model._to_target_units(model._local_fits(X, "predict"))
+        dtype = self._values.dtype
+        limit = np.finfo(dtype).max
+        predictions = np.clip(0.5 * own + 0.5 * other, -limit, limit)
+        predictions = predictions.astype(dtype, copy=False)
+        if not return_std:
+            return predictions[:, 0] if self._y_1d else predictions
+        dense, keys, values, loo, inflation, parts = averaged_noise_state(self)
+        variances, exponent = noise_variances(
+            dense, values, loo, inflation, self.n_jobs
+        )
+        _, other_keys = model._dense_interval_keys(model._moments)
+        std, n_effective = map_query_chunks(
+            averaged_std_rows, X, self.n_jobs, parts, keys, other_keys, variances
+        )
+        _warn_low_support(self, n_effective, "predict")
+        std = np.ldexp(std, exponent).astype(dtype, copy=False)
+        if self._y_1d:
+            return predictions[:, 0], std[:, 0]
+        return predictions, std
 
     def _standard_error_state(self):
         if getattr(self, "_boosted_values", None) is None:
@@ -655,3 +851,12 @@ class AttentionRegressor(
             return apply_trend(trend_without(self._trend, inverse, j), X)
 
         return offset, offset_without
+
+
+class _ValidatedQueries:
+    """The "head" of the local-linear average's interval tasks: the queries stay
+    the validated rows, each half of the average takes its own features."""
+
+    @staticmethod
+    def features(X):
+        return X

@@ -455,7 +455,7 @@ class AttentionClassifier(_MetricLearner, _AttentionPoolingClassifier):
         **{
             name: constraint
             for name, constraint in AttentionRegressor._parameter_constraints.items()
-            if name not in ("trend", "boosting")
+            if name not in ("trend", "boosting", "local_linear")
         },
         "trend": [StrOptions({"logistic"}), None],
         "class_weight": _CLASS_WEIGHT,

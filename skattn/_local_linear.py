@@ -567,10 +567,13 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
         limit = np.finfo(self._y_dtype).max
         return np.where(finite, np.clip(values, -limit, limit), values)
 
-    def _deflation(self, keys):
+    def _deflation(self, keys, combine=None):
         """The leave-one-out predictions of the training rows and each residual's
         variance factor over the noise's
-        (:func:`~skattn._uncertainty.noise_variances`)."""
+        (:func:`~skattn._uncertainty.noise_variances`). ``combine(rows,
+        weights)``: the leave-one-out weights of a smoother built on the
+        equivalent kernel's (of the stored ``rows``, a slice), whose residuals'
+        factors are wanted instead."""
         n = keys.n_keys
         loo = np.empty((n, self._values.shape[1]))
         inflation = np.empty(n)
@@ -584,6 +587,8 @@ class LocalLinearRegressor(_IntervalMixin, _AttentionPoolingRegressor):
             )
             loo[s], _ = self._local.solve(pooled, D_keys[s])
             ell = _equivalent_kernel_rows(self, pooled, weights, D_keys[s])
+            if combine is not None:
+                ell = combine(s, ell)
             # r_i = y_i - sum_k l_{-i,k} y_k; a row of weight w is w copies, and
             # row i keeps w_i - u_i of its own: Var r_i = sigma_i^2 (1 + sum_k
             # l_{-i,k}^2 / w'_k)

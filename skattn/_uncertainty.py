@@ -278,6 +278,23 @@ def weighted_quantiles(weights, values, quantiles):
     return out
 
 
+def per_query_weighted_quantiles(weights, values, quantiles):
+    """Weighted quantiles (numpy's "inverted_cdf") of values that differ per
+    query: ``weights`` of shape (n_queries, n_keys), each row summing to 1,
+    ``values`` (n_queries, n_keys, n_outputs); returns (n_queries, n_quantiles,
+    n_outputs)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.empty((values.shape[0], len(quantiles), values.shape[2]))
+    for o in range(values.shape[2]):
+        order = np.argsort(values[:, :, o], axis=1, kind="stable")
+        ordered = np.take_along_axis(values[:, :, o], order, axis=1)
+        positions = _inverted_cdf_positions(
+            np.take_along_axis(weights, order, axis=1), quantiles
+        )
+        out[:, :, o] = np.take_along_axis(ordered, positions, axis=1)
+    return out
+
+
 def _inverted_cdf_positions(ordered_weights, quantiles):
     """For weights of shape (n_queries, n_keys) in the order of increasing
     values: the position of the first value whose cumulated weight reaches
@@ -339,9 +356,9 @@ class CVPlus(_Plus):
     """Predictions without each fold (:func:`fold_out_at_queries`); the
     residuals are those of each training row's prediction without its fold."""
 
-    def __init__(self, keys, values, targets=None, solve=_pooled_targets):
+    def __init__(self, keys, values, targets=None, solve=_pooled_targets, folds=None):
         targets = values if targets is None else targets
-        self.folds = cv_folds(keys.raw, targets, CV_FOLDS)
+        self.folds = cv_folds(keys.raw, targets, CV_FOLDS) if folds is None else folds
         n_folds = int(self.folds.max()) + 1
         self.fold_keys = []
         residuals = np.empty_like(targets)
@@ -404,15 +421,7 @@ class LocalLinearQuantiles(_QuantileMethod):
             queries, return_weights=True, return_stats=True, n_jobs=1
         )
         values = self.shifted(pooled, queries)
-        out = np.empty((values.shape[0], len(quantiles), values.shape[2]))
-        for o in range(values.shape[2]):
-            order = np.argsort(values[:, :, o], axis=1, kind="stable")
-            ordered = np.take_along_axis(values[:, :, o], order, axis=1)
-            positions = _inverted_cdf_positions(
-                np.take_along_axis(weights, order, axis=1), quantiles
-            )
-            out[:, :, o] = np.take_along_axis(ordered, positions, axis=1)
-        return out, stats[:, 1]
+        return per_query_weighted_quantiles(weights, values, quantiles), stats[:, 1]
 
 
 def make_method(method, keys, values, loo_residuals):

@@ -42,6 +42,7 @@ INIT_PARAMS = {
         {"max_iter": 20, "n_neighbors": 5},
         {"batch_size": 16, "n_candidates": 0.5, "max_iter": 30, "random_state": 0},
         {"boosting": True, "max_iter": 20},
+        {"local_linear": True, "max_iter": 20},
     ],
     NadarayaWatsonClassifier: [
         {},
