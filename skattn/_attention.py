@@ -262,7 +262,10 @@ class AttentionRegressor(
         bandwidths (not a projection), dense full-batch attention and 3 to
         2,000 training rows where boosting kept nothing (six local-linear fits:
         about 0.1 s at 1,000 rows); True: from 3 rows at any size, with
-        boosting not tried (``boosting=True`` is then refused); False: never.
+        boosting not tried (``boosting=True`` is then refused) and learned
+        bandwidths (``metric="full"`` and ``n_neighbors`` are refused; where
+        ``metric="auto"`` keeps a projection, ``local_linear_`` is None);
+        False: never.
         The average is a linear smoother of the targets too: its intervals and
         standard errors are exact, from the two halves' leave-one-out
         predictions. Off by default: the local lines extrapolate beyond the
