@@ -29,6 +29,7 @@ from skattn._learning import AUTO_FULL_Z
 from skattn._local_average import (
     LOCAL_LINEAR_MAX_ROWS,
     LOCAL_LINEAR_MIN_ROWS,
+    AveragedParts,
     averaged_method,
     averaged_noise_state,
     averaged_std_rows,
@@ -245,7 +246,7 @@ class AttentionRegressor(
         are the boosted linear smoother's, with its leave-one-out formula in
         place of exact refits.
 
-    local_linear : "auto" or bool, default=False
+    local_linear : "auto" or bool, default="auto"
         Average with a local-linear attention. Once the metric is learned (and
         where boosting kept nothing), a :class:`LocalLinearRegressor` at the
         learned bandwidths widened 1 to 6 times (``local_linear_widening_``,
@@ -463,7 +464,7 @@ class AttentionRegressor(
         verbose=0,
         n_neighbors=None,
         boosting="auto",
-        local_linear=False,
+        local_linear="auto",
         n_jobs=None,
     ):
         self.metric = metric
@@ -800,7 +801,8 @@ class AttentionRegressor(
             return super().predict(X, return_std=return_std)
         X, pooled = self._pool(X)
         own = np.asarray(self._add_trend(X, pooled), dtype=np.float64)
-        other = model._to_target_units(model._local_fits(X, "predict"))
+        other = model._local_fits(AveragedParts(self).clipped(X), "predict")
+        other = model._to_target_units(other)
         dtype = self._values.dtype
         limit = np.finfo(dtype).max
         predictions = np.clip(0.5 * own + 0.5 * other, -limit, limit)

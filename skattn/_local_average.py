@@ -6,14 +6,20 @@ pooling its residuals) and a local-linear attention at those bandwidths widened
 that are far from equal; their equal average has less variance than either. Both
 are linear smoothers of the targets once the bandwidths (and the trend) are held
 fixed, and so is the average: with ``a_j(x)`` the learned attention's weights on
-the residuals ``r = y - t(X)`` and ``l_j(x)`` the local-linear equivalent kernel,
+the residuals ``r = y - t(X)`` and ``l_j(x)`` the local-linear equivalent kernel
+(the local lines are fitted to the targets themselves),
 
-    f(x) = t(x) + sum_j (a_j(x) + l_j(x)) / 2 * r_j
+    f(x) = (t(x) + sum_j a_j(x) r_j) / 2 + sum_j l_j(x) y_j / 2.
 
-(a local line reproduces the linear trend: ``sum_j l_j(x) t(x_j) = t(x)``; it is
-fitted to the targets themselves). Its leave-one-out prediction of a row is the
-average of the two exact ones, and so are its predictions without a row or a fold
-at any query: the jackknife+ and CV+ of the average are exact, as each one's.
+The local lines' slopes are penalised as the
+trend's are (``TREND_RIDGE`` on the standardised features): unpenalised, the
+slopes along collinear features are large and opposite, and a query off the data
+along them (a permuted column) gets a far prediction. Beyond the training rows'
+range the local-linear half takes each query clipped to it, as the trend does.
+
+The average's leave-one-out prediction of a row is the average of the two exact
+ones, and so are its predictions without a row or a fold at any query: the
+jackknife+ and CV+ of the average are exact, as each one's.
 
 The widening of the local-linear bandwidths is the one of ``LOCAL_LINEAR_WIDENINGS``
 with the lowest exact leave-one-out error of the local-linear attention alone
@@ -28,7 +34,7 @@ fairly: the weights are equal and fixed.
 import numpy as np
 
 from skattn._engine import chunk_rows
-from skattn._trend import apply_trend
+from skattn._trend import TREND_RIDGE, apply_trend
 from skattn._uncertainty import (
     CVPlus,
     JackknifePlus,
@@ -75,7 +81,10 @@ def fit_local_linear(estimator, X, Y, w):
         with np.errstate(over="ignore"):
             widened = np.minimum(bandwidth * widening, limit)
         model = LocalLinearRegressor(
-            bandwidth=widened, kernel=estimator.kernel, n_jobs=estimator.n_jobs
+            bandwidth=widened,
+            kernel=estimator.kernel,
+            ridge=TREND_RIDGE,
+            n_jobs=estimator.n_jobs,
         ).fit(X, y, sample_weight=w)
         with np.errstate(over="ignore", invalid="ignore"):
             residuals = model._values - model._leave_one_out_predict()
@@ -103,12 +112,19 @@ class AveragedParts:
         self.other_head = self.model._heads[0]
         self.exponent = self.model._exponents()
         self.trend = getattr(estimator, "_trend", None)
+        keys = np.asarray(self.model._keys)
+        self.low, self.high = keys.min(axis=0), keys.max(axis=0)
 
     def own_queries(self, X):
         return np.asarray(self.own_head.features(X), dtype=np.float64)
 
+    def clipped(self, X):
+        """The queries clipped to the training rows' range, feature by feature:
+        the local-linear half is constant beyond the data, as the trend is."""
+        return np.clip(X, self.low, self.high)
+
     def other_queries(self, X):
-        return np.asarray(self.other_head.features(X), dtype=np.float64)
+        return np.asarray(self.other_head.features(self.clipped(X)), dtype=np.float64)
 
     def to_own_units(self, values, X):
         """Local-linear values (scaled targets) of shape (n_queries, ...,
@@ -253,9 +269,8 @@ def averaged_std_rows(X, parts, own_keys, other_keys, variances):
         pooled, weights = other_keys.pool(
             parts.other_queries(chunk), return_weights=True, n_jobs=1
         )
-        local = _equivalent_kernel_rows(
-            model, pooled, weights, model._design(chunk.astype(np.float64))
-        )
+        design = model._design(parts.clipped(chunk).astype(np.float64))
+        local = _equivalent_kernel_rows(model, pooled, weights, design)
         h = 0.5 * np.asarray(own_weights, dtype=np.float64) + 0.5 * local
         h *= h
         std[start : start + rows] = np.sqrt((h / own_keys.w) @ variances)

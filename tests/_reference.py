@@ -64,19 +64,28 @@ def leave_one_out(X_train, y_train, kernel, bandwidth, sample_weight):
 
 
 def local_linear(
-    X_train, y_train, X_query, kernel, bandwidth, sample_weight=None, ridge=0.0
+    X_train,
+    y_train,
+    X_query,
+    kernel,
+    bandwidth,
+    sample_weight=None,
+    ridge=0.0,
+    variance=None,
 ):
     """The local-linear fit by loops: at each query, weighted least squares of y on
     [1, x - q] with the kernel weights, the slopes penalised by ridge * sum_k
-    (s_k b_k)^2 (s the weighted standard deviations, ddof=1); returns the
-    intercepts and slopes. The system is solved as it stands (no pseudo-inverse):
-    use it where every local design is well determined."""
+    (s_k b_k)^2 (s^2 the weighted variances, ddof=1, or ``variance`` given);
+    returns the intercepts and slopes. The system is solved as it stands (no
+    pseudo-inverse): use it where every local design is well determined."""
     n, d = X_train.shape
     h = np.broadcast_to(np.asarray(bandwidth, dtype=float), (d,))
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
     Y = np.asarray(y_train, dtype=float).reshape(n, -1)
     mean = (w[:, None] * X_train).sum(axis=0) / w.sum()
     var = (w[:, None] * (X_train - mean) ** 2).sum(axis=0) / (w.sum() - 1.0)
+    if variance is not None:
+        var = np.asarray(variance, dtype=float)
     intercepts = np.zeros((len(X_query), Y.shape[1]))
     slopes = np.zeros((len(X_query), d, Y.shape[1]))
     for a in range(len(X_query)):

@@ -189,7 +189,9 @@ def test_learning_beats_the_rule_of_thumb_held_out():
 @pytest.mark.parametrize("metric", ["isotropic", "diagonal", "full"])
 def test_predict_uses_the_learned_metric(rng, metric, trend):
     X, Y = _data(rng)
-    model = AttentionRegressor(metric=metric, trend=trend).fit(X, Y[:, 0])
+    # the learned attention alone (its local-linear average: test_local_average)
+    model = AttentionRegressor(metric=metric, trend=trend, local_linear=False)
+    model.fit(X, Y[:, 0])
     # with a trend, the attention pools its residuals and predictions add it back
     fitted = np.zeros((len(X), 1))
     at_queries = np.zeros((5, 1))
@@ -789,7 +791,7 @@ def test_importance_counts_what_the_trend_takes(rng):
 def test_intervals_and_std_shift_by_the_trend(rng):
     X, Y = _data(rng, n=80)
     y = Y[:, 0] + 2 * X[:, 1]
-    model = AttentionRegressor(max_iter=10).fit(X, y)
+    model = AttentionRegressor(max_iter=10, local_linear=False).fit(X, y)
     queries = X[:7] + 0.1
     trend_train = X @ model.trend_coef_ + model.trend_intercept_
     trend = queries @ model.trend_coef_ + model.trend_intercept_
@@ -929,8 +931,11 @@ def test_auto_tries_no_projection_where_it_cannot_be_held_out(case):
 
 def test_auto_verbose_lines_say_what_was_kept(capsys):
     X, y = _rotated(200)
-    AttentionRegressor(random_state=0, verbose=1).fit(X, y)
+    model = AttentionRegressor(random_state=0, verbose=1).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
+    # local_linear="auto" says what it averaged last, where it applies
+    if model.local_linear_ is not None:
+        assert "local_linear: averaged" in lines.pop()
     assert any("metric='auto': a full projection" in line for line in lines)
     assert re.search(
         r"metric='auto': kept the (full projection|bandwidths) \(held-out loss "

@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 
 from skattn import AttentionRegressor, LocalLinearRegressor
 from skattn._local_average import LOCAL_LINEAR_WIDENINGS
+from skattn._trend import TREND_RIDGE
 from tests._reference import jackknife_plus_bounds, local_linear, nadaraya_watson
 
 
@@ -35,6 +36,9 @@ def _plain_average(model, X, y, w, queries, drop=None):
     """The average at ``queries`` by plain loops, without one copy of row
     ``drop``: the trend plus Nadaraya-Watson of its residuals at the learned
     bandwidths, and the local-linear fit of the targets at the widened ones."""
+    # the ridge's unit, each feature's variance, is the full data's (held fixed)
+    mean = np.average(X, axis=0, weights=w)
+    variance = (w[:, None] * (X - mean) ** 2).sum(axis=0) / (w.sum() - 1.0)
     w = w.copy()
     if drop is not None:
         w[drop] -= 1.0
@@ -51,6 +55,7 @@ def _plain_average(model, X, y, w, queries, drop=None):
         model.local_linear_.bandwidth_,
         w[keep],
         ridge=model.local_linear_.ridge,
+        variance=variance,
     )
     return 0.5 * (_trend(model, queries) + own[:, 0]) + 0.5 * other[:, 0]
 
@@ -74,7 +79,9 @@ def test_widening_has_the_lowest_leave_one_out_error(rng):
     model, X, y, w = _fitted(rng)
     errors = []
     for widening in LOCAL_LINEAR_WIDENINGS:
-        other = LocalLinearRegressor(bandwidth=widening * model.bandwidth_)
+        other = LocalLinearRegressor(
+            bandwidth=widening * model.bandwidth_, ridge=TREND_RIDGE
+        )
         other.fit(X, y, sample_weight=w)
         loo = np.ldexp(other._leave_one_out_predict()[:, 0], other._exponents()[0])
         errors.append(np.sum(w * (y - loo) ** 2))
@@ -98,9 +105,7 @@ def test_jackknife_plus_equals_a_plain_implementation(rng, coverage):
     )
     expected = jackknife_plus_bounds(left_out, np.abs(residuals), w, coverage)
     bounds = model.predict_interval(queries, coverage=coverage)
-    # (the local fits' ridge, 1e-6 of each feature's variance, keeps the full
-    # data's variance when a row is left out; the plain loop takes the rest's)
-    assert_allclose(bounds, expected, rtol=1e-6, atol=1e-5)
+    assert_allclose(bounds, expected, rtol=1e-6)
 
 
 def test_quantile_method_mixes_the_two_predictive_distributions(rng):
@@ -178,10 +183,12 @@ def test_weights_act_as_repetition(rng):
 
 def test_auto_and_where_it_does_not_apply(rng):
     X, y = _data(rng, 120)
-    auto = AttentionRegressor(local_linear="auto", boosting=False).fit(X, y)
+    auto = AttentionRegressor(boosting=False).fit(X, y)  # the default: "auto"
     assert auto.local_linear_ is not None
-    off = AttentionRegressor().fit(X, y)  # the default: off
+    off = AttentionRegressor(local_linear=False).fit(X, y)
     assert off.local_linear_ is None and off.local_linear_widening_ is None
+    boosted = AttentionRegressor(boosting=True).fit(X, y)  # boosted: not averaged
+    assert boosted.boosting_rounds_ > 0 and boosted.local_linear_ is None
     top_k = AttentionRegressor(local_linear="auto", n_neighbors=10).fit(X, y)
     assert top_k.local_linear_ is None
     no_trend = AttentionRegressor(local_linear="auto", trend=None).fit(X, y)
@@ -215,7 +222,8 @@ def test_pickle_float32_multi_output_and_far_queries(rng):
     queries = np.vstack([rng.uniform(-1.5, 1.5, size=(4, 2)), [[1e6, -1e6]]])
     restored = pickle.loads(pickle.dumps(model))
     assert_allclose(restored.predict(queries), model.predict(queries), rtol=0)
-    assert np.all(np.isfinite(model.predict(queries)))
+    # beyond the data the local-linear half is constant, as the trend is
+    assert np.all(np.abs(model.predict(queries)) < 10 * np.abs(y).max())
     single = AttentionRegressor(local_linear=True, max_iter=20)
     single.fit(X.astype(np.float32), y.astype(np.float32))
     assert single.predict(queries[:4]).dtype == np.float32

@@ -466,7 +466,7 @@ def test_quantiles_shapes_dtypes_and_the_trend(rng):
     # the trend is held fixed: it shifts the quantiles of its residuals' pooling
     from skattn._trend import apply_trend
 
-    learned = AttentionRegressor(max_iter=3).fit(X, Y[:, 0])
+    learned = AttentionRegressor(max_iter=3, local_linear=False).fit(X, Y[:, 0])
     fixed = NadarayaWatsonRegressor(bandwidth=learned.bandwidth_).fit(
         X, learned._values[:, 0]
     )

@@ -68,7 +68,9 @@ def test_local_linear_cv(data, capsys):
 
 def test_learner_lines_count_the_start_up_search(data, capsys):
     X, y = data
-    model = AttentionRegressor(metric="diagonal", verbose=1, max_iter=4, boosting=False)
+    model = AttentionRegressor(
+        metric="diagonal", verbose=1, max_iter=4, boosting=False, local_linear=False
+    )
     lines = _fit(model, X, y, capsys)
     first_iter = next(i for i, line in enumerate(lines) if " iter " in line)
     assert first_iter > 0 and "cv candidate" in lines[0]  # init="cv" first
