@@ -30,7 +30,7 @@ def main():
         ),
         "NadarayaWatsonRegressor()  # Scott": NadarayaWatsonRegressor(),
         "LocalLinearRegressor()  # cv": LocalLinearRegressor(),
-        "AttentionRegressor()  # trend + metric + boosting": AttentionRegressor(),
+        "AttentionRegressor()  # metric + boost + LL avg": AttentionRegressor(),
         "KNeighborsRegressor()": KNeighborsRegressor(),
         "LinearRegression()": LinearRegression(),
     }

@@ -251,27 +251,30 @@ class AttentionRegressor(
         where boosting kept nothing), a :class:`LocalLinearRegressor` at the
         learned bandwidths widened 1 to 6 times (``local_linear_widening_``,
         the one with the lowest exact leave-one-out error) is fitted to the
-        targets, and predictions are the equal average of the two: ``y_hat(x) =
-        (t(x) + sum_j p_j(x) r_j + l(x)) / 2``. The two smoothers' errors differ
-        (the local line follows slopes at the edges and in sparse regions that
-        the residuals' local average flattens), and their average has less
-        variance than either: on the development panel's small noisy data sets
-        R^2 0.765 to 0.79 on Prestige, 0.484 to 0.494 on load_diabetes, 0.666
-        to 0.676 on Housing (5-fold CV). The weights are equal, not fitted: the
-        learned attention's own leave-one-out loss is optimistic (its
-        bandwidths minimised it). "auto" averages with ``trend="linear"``, learned
-        bandwidths (not a projection), dense full-batch attention and 3 to
-        2,000 training rows where boosting kept nothing (six local-linear fits:
-        about 0.1 s at 1,000 rows); True: from 3 rows at any size, with
-        boosting not tried (``boosting=True`` is then refused) and learned
-        bandwidths (``metric="full"`` and ``n_neighbors`` are refused; where
-        ``metric="auto"`` keeps a projection, ``local_linear_`` is None);
-        False: never.
-        The average is a linear smoother of the targets too: its intervals and
-        standard errors are exact, from the two halves' leave-one-out
-        predictions. Off by default: the local lines extrapolate beyond the
-        data (a far query gets a far prediction, where the clipped trend is
-        constant), and ``feature_importances_`` remains the learned attention's.
+        targets, its slopes penalised as the trend's are, and predictions are
+        the equal average of the two: ``y_hat(x) = (t(x) + sum_j p_j(x) r_j +
+        l(x)) / 2``. The two smoothers' errors differ (the local line follows
+        slopes at the edges and in sparse regions that the residuals' local
+        average flattens), and their average has less variance than either: on
+        the development panel's small noisy data sets (5-fold CV) R^2 0.765 to
+        0.789 on Prestige, 0.634 to 0.657 on airquality, 0.484 to 0.493 on
+        load_diabetes, 0.666 to 0.675 on Housing. The weights are equal, not
+        fitted: the learned attention's own leave-one-out loss is optimistic
+        (its bandwidths minimised it). Beyond the training rows' range the
+        local-linear half takes each feature clipped to it, as the trend does:
+        predictions are constant beyond the data. "auto" averages with
+        ``trend="linear"``, learned bandwidths (not a projection), dense
+        full-batch attention and 3 to 2,000 training rows where boosting kept
+        nothing (six local-linear fits: about 0.1 s at 1,000 rows); True: from
+        3 rows at any size, with boosting not tried (``boosting=True`` is then
+        refused) and learned bandwidths (``metric="full"`` and ``n_neighbors``
+        are refused; where ``metric="auto"`` keeps a projection,
+        ``local_linear_`` is None); False: never. The average is a linear
+        smoother of the targets too: its intervals and standard errors are
+        exact, from the two halves' leave-one-out predictions.
+        ``feature_importances_`` remains the learned attention's (on
+        load_diabetes it agrees with the average's permutation importance:
+        Spearman 0.72).
 
     {{n_jobs}}
 
