@@ -213,8 +213,12 @@ def test_prediction_intervals_are_ordered_and_never_nan(problem, coverage):
 
 
 @SETTINGS
-@given(problems(max_rows=15), st.sampled_from(["auto", True]))
-def test_attention_regressor_with_its_trend_is_finite(problem, boosting):
+@given(
+    problems(max_rows=15),
+    st.sampled_from([("auto", "auto"), (True, "auto"), ("auto", True)]),
+)
+def test_attention_regressor_with_its_trend_is_finite(problem, options):
+    boosting, local_linear = options
     X, y, Q, w, _, _ = problem
     assume(w.sum() > 1)
     import warnings
@@ -225,7 +229,9 @@ def test_attention_regressor_with_its_trend_is_finite(problem, boosting):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = AttentionRegressor(max_iter=3, boosting=boosting).fit(X, y, w)
+        model = AttentionRegressor(
+            max_iter=3, boosting=boosting, local_linear=local_linear
+        ).fit(X, y, w)
     far = np.vstack(
         [Q, np.full((1, X.shape[1]), 1e300), -np.full((1, X.shape[1]), 1e300)]
     )
