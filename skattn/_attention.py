@@ -785,7 +785,10 @@ class AttentionRegressor(
 
         Returns
         -------
-        {{y_pred_pooled}}
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_outputs)
+            The trend plus the attention-pooled values (with
+            ``local_linear_``, averaged with the local-linear fit), in the
+            dtype of ``y`` as fitted (float64, or float32 for a float32 ``y``).
 
         {{y_std}}
 
