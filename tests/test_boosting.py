@@ -16,6 +16,7 @@ from skattn._engine import prepare_keys
 from skattn._kernels import get_kernel
 from skattn._trend import apply_trend
 from skattn._uncertainty import cv_folds
+from tests._assertions import assert_same_regressor
 from tests._reference import jackknife_plus_bounds, leave_one_out, nadaraya_watson
 
 
@@ -170,16 +171,7 @@ def test_weights_act_as_repetition(rng):
         b.boosting_widening_,
         b.boosting_rounds_,
     )
-    assert_allclose(a.predict(Q), b.predict(Q), rtol=1e-6)
-    for method in ("jackknife+", "cv+", "quantile"):
-        assert_allclose(
-            a.predict_interval(Q, method=method),
-            b.predict_interval(Q, method=method),
-            rtol=1e-6,
-        )
-    assert_allclose(
-        a.predict(Q, return_std=True)[1], b.predict(Q, return_std=True)[1], rtol=1e-5
-    )
+    assert_same_regressor(a, b, Q, std_rtol=1e-5)
 
 
 def test_return_std_matches_the_monte_carlo_spread(rng):

@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose
 from skattn import AttentionRegressor, LocalLinearRegressor
 from skattn._local_average import LOCAL_LINEAR_WIDENINGS
 from skattn._trend import TREND_RIDGE
+from tests._assertions import assert_same_regressor
 from tests._reference import jackknife_plus_bounds, local_linear, nadaraya_watson
 
 
@@ -167,18 +168,7 @@ def test_weights_act_as_repetition(rng):
     repeated = AttentionRegressor(**params).fit(X.repeat(w, 0), y.repeat(w))
     queries = rng.uniform(-1.5, 1.5, size=(6, 2))
     assert weighted.local_linear_widening_ == repeated.local_linear_widening_
-    assert_allclose(weighted.predict(queries), repeated.predict(queries), rtol=1e-6)
-    for method in ("jackknife+", "cv+", "quantile"):
-        assert_allclose(
-            weighted.predict_interval(queries, method=method),
-            repeated.predict_interval(queries, method=method),
-            rtol=1e-6,
-        )
-    assert_allclose(
-        weighted.predict(queries, return_std=True)[1],
-        repeated.predict(queries, return_std=True)[1],
-        rtol=1e-6,
-    )
+    assert_same_regressor(weighted, repeated, queries)
 
 
 def test_auto_and_where_it_does_not_apply(rng):
